@@ -1,0 +1,609 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"ivrd/media"
+)
+
+type eventKind int
+
+const (
+	evAck eventKind = iota
+	evBye
+	evInfo
+	evUpdate
+	evReInvite
+	evRetransmit
+)
+
+// event is a request for a call, handed to the call's goroutine. done (when
+// set) is closed once the request has been answered.
+type event struct {
+	kind eventKind
+	req  *sip.Request
+	tx   sip.ServerTransaction
+	done chan struct{}
+}
+
+func (ev *event) finish() {
+	if ev.done != nil {
+		close(ev.done)
+	}
+}
+
+// Call is one answered call: what we know about the caller, its media
+// session and its logger. The Handler reads it; the server's goroutine for
+// the call owns the dialog state behind it.
+type Call struct {
+	ID        string   // SIP Call-ID, also the call id in every log line
+	Caller    Identity // from P-Asserted-Identity, else From
+	Dialed    string   // user part of the Request-URI ("support")
+	Transport string   // "UDP" or "TCP"
+	Source    string   // where the INVITE came from (host:port)
+	Media     *media.Session
+	Log       *slog.Logger // carries call_id
+
+	srv      *Server
+	invite   *sip.Request // the INVITE with our To tag, for building responses
+	inviteTx sip.ServerTransaction
+	key      string
+	cseq     uint32 // the INVITE's CSeq
+
+	remoteTarget sip.Uri  // the caller's Contact (RFC 3261 §12.1.1)
+	routeSet     []string // Record-Route values, in order (UAS side)
+	localSeq     uint32   // our CSeq for requests we send in the dialog
+
+	offer        Offer         // the caller's current offer
+	answer       Answer        // our current SDP
+	lastResponse *sip.Response // our final response to the INVITE
+
+	events  chan *event
+	ended   chan struct{} // closed when the call takes no more events
+	hangup  chan struct{}
+	hangOne sync.Once
+
+	outcome Outcome
+}
+
+func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, caller Identity, offer Offer, sess *media.Session, log *slog.Logger) *Call {
+	localTag := sip.GenerateTagN(16)
+	inv := req.Clone()
+	inv.To().Params.Add("tag", localTag)
+	remoteTag, _ := req.From().Params.Get("tag")
+	cid := callID(req)
+	c := &Call{
+		ID:           cid,
+		Caller:       caller,
+		Dialed:       req.Recipient.User,
+		Transport:    req.Transport(),
+		Source:       req.Source(),
+		Media:        sess,
+		Log:          log,
+		srv:          s,
+		invite:       inv,
+		inviteTx:     tx,
+		key:          dialogKey(cid, localTag, remoteTag),
+		cseq:         req.CSeq().SeqNo,
+		remoteTarget: *req.Contact().Address.Clone(),
+		localSeq:     uint32(rand.IntN(10000) + 1),
+		offer:        offer,
+		events:       make(chan *event),
+		ended:        make(chan struct{}),
+		hangup:       make(chan struct{}),
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		c.routeSet = append(c.routeSet, h.Value())
+	}
+	c.answer = Answer{
+		IP:        s.cfg.PublicIP,
+		Port:      sess.LocalPort(),
+		Law:       offer.Law,
+		DTMFType:  offer.DTMFType,
+		DTMFFmtp:  offer.DTMFFmtp,
+		Direction: offer.Direction.answer(),
+		SessionID: rand.Uint64N(1 << 53),
+		Version:   1,
+	}
+	return c
+}
+
+// Hangup asks the call to end: the server sends BYE. Safe to call from any
+// goroutine, any number of times.
+func (c *Call) Hangup() {
+	c.hangOne.Do(func() { close(c.hangup) })
+}
+
+// deliver hands an event to the call's goroutine; false if the call is over.
+func (c *Call) deliver(ev *event) bool {
+	select {
+	case c.events <- ev:
+		return true
+	case <-c.ended:
+		return false
+	}
+}
+
+// pending2xx is a 200 OK we retransmit until its ACK arrives (RFC 3261
+// §13.3.1.4: T1, doubling up to T2, for 64*T1).
+type pending2xx struct {
+	res      *sip.Response
+	tx       sip.ServerTransaction
+	cseq     uint32
+	interval time.Duration
+	timer    *time.Timer
+	deadline time.Time
+}
+
+// run is the call's life from ringing to the last BYE. It runs on the
+// INVITE handler's goroutine, the single owner of the call's state.
+func (c *Call) run() {
+	defer close(c.ended)
+	defer func() {
+		if err := c.Media.Close(); err != nil {
+			c.Log.Warn("close media", "error", err)
+		}
+	}()
+	start := time.Now()
+	s := c.srv
+
+	cancelled := make(chan struct{})
+	var cancelOnce sync.Once
+	if !c.inviteTx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancelled) }) }) {
+		c.finish(OutcomeCanceled, start)
+		return
+	}
+	c.respond(c.inviteTx, c.invite, 100, "Trying", nil)
+	c.respond(c.inviteTx, c.invite, 180, "Ringing", nil)
+
+	if s.cfg.AnswerDelay > 0 {
+		ring := time.NewTimer(s.cfg.AnswerDelay)
+		defer ring.Stop()
+	ringing:
+		for {
+			select {
+			case <-ring.C:
+				break ringing
+			case <-cancelled:
+				// The transaction layer has sent 200 to the CANCEL and will
+				// send 487 to the INVITE.
+				c.finish(OutcomeCanceled, start)
+				return
+			case <-s.hardStop:
+				c.respond(c.inviteTx, c.invite, 503, "Service Unavailable", nil)
+				c.finish(OutcomeShutdown, start)
+				return
+			case ev := <-c.events:
+				c.beforeAnswer(ev)
+			}
+		}
+	}
+
+	ok := c.respond(c.inviteTx, c.invite, 200, "OK", c.answer.Marshal(),
+		sip.NewHeader("Content-Type", "application/sdp"),
+		sip.NewHeader("Allow", allowed),
+	)
+	if !ok {
+		select {
+		case <-cancelled:
+			c.finish(OutcomeCanceled, start)
+		default:
+			c.finish(OutcomeServerError, start)
+		}
+		return
+	}
+	c.Log.Info("call answered", "caller", c.Caller.Number, "dialed", c.Dialed, "codec", c.offer.Law.String(),
+		"dtmf", dtmfMode(c.offer.DTMFType), "transport", c.Transport, "rtp_port", c.Media.LocalPort())
+	c.Media.Start()
+
+	invite2xx := c.pending(c.lastResponse, c.inviteTx, c.cseq)
+	var reinvite2xx *pending2xx
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	handlerDone := make(chan struct{})
+	handlerStarted := false
+
+	var rtpTimer *time.Timer
+	var rtpC <-chan time.Time
+	if s.cfg.RTPTimeout > 0 {
+		rtpTimer = time.NewTimer(s.cfg.RTPTimeout)
+		defer rtpTimer.Stop()
+		rtpC = rtpTimer.C
+	}
+
+	ending := false
+	var byeDone chan struct{}
+	end := func(o Outcome, sendBye bool) {
+		if ending {
+			return
+		}
+		ending = true
+		c.outcome = o
+		cancel()
+		byeDone = make(chan struct{})
+		if sendBye {
+			go func() {
+				defer close(byeDone)
+				c.sendBye()
+			}()
+		} else {
+			close(byeDone)
+		}
+		if invite2xx != nil {
+			invite2xx.timer.Stop()
+			invite2xx = nil
+		}
+	}
+
+	for {
+		var retxC, reRetxC <-chan time.Time
+		if invite2xx != nil {
+			retxC = invite2xx.timer.C
+		}
+		if reinvite2xx != nil {
+			reRetxC = reinvite2xx.timer.C
+		}
+		var handlerC <-chan struct{}
+		if handlerStarted {
+			handlerC = handlerDone
+		}
+		select {
+		case ev := <-c.events:
+			switch ev.kind {
+			case evAck:
+				switch {
+				case invite2xx != nil && ev.req.CSeq().SeqNo == invite2xx.cseq:
+					invite2xx.timer.Stop()
+					invite2xx = nil
+					if !ending && !handlerStarted {
+						handlerStarted = true
+						go func() {
+							defer close(handlerDone)
+							s.cfg.Handler.HandleCall(ctx, c)
+						}()
+					}
+				case reinvite2xx != nil && ev.req.CSeq().SeqNo == reinvite2xx.cseq:
+					reinvite2xx.timer.Stop()
+					reinvite2xx = nil
+					c.applyAckAnswer(ev.req)
+				}
+			case evBye:
+				c.respond(ev.tx, ev.req, 200, "OK", nil)
+				ev.finish()
+				end(OutcomeCallerHangup, false)
+			case evInfo:
+				c.onInfo(ev)
+			case evUpdate:
+				c.onUpdate(ev, ending)
+			case evReInvite:
+				if p := c.onReInvite(ev, ending, reinvite2xx != nil); p != nil {
+					reinvite2xx = p
+				}
+			case evRetransmit:
+				if c.lastResponse != nil {
+					_ = ev.tx.Respond(c.lastResponse)
+				}
+				ev.finish()
+			}
+		case <-retxC:
+			if time.Now().After(invite2xx.deadline) {
+				c.Log.Warn("no ACK for our 200 OK: ending the call", "waited", s.cfg.AckTimeout)
+				end(OutcomeNoAck, true)
+				continue
+			}
+			c.retransmit(invite2xx)
+		case <-reRetxC:
+			if time.Now().After(reinvite2xx.deadline) {
+				c.Log.Warn("no ACK for our 200 OK to re-INVITE: ending the call")
+				reinvite2xx = nil
+				end(OutcomeNoAck, true)
+				continue
+			}
+			c.retransmit(reinvite2xx)
+		case <-rtpC:
+			if ending {
+				continue
+			}
+			idle := time.Since(c.Media.LastReceived())
+			if c.offer.Direction != SendRecv || idle < s.cfg.RTPTimeout {
+				// On hold (sendonly/inactive) a caller may send nothing.
+				rtpTimer.Reset(max(s.cfg.RTPTimeout-idle, time.Second))
+				continue
+			}
+			c.Log.Warn("no RTP from the caller: ending the call", "idle", idle.Round(time.Millisecond))
+			end(OutcomeMediaTimeout, true)
+		case <-handlerC:
+			handlerStarted = false
+			if !ending {
+				end(OutcomeCompleted, true)
+			}
+		case <-c.hangup:
+			end(OutcomeCompleted, true)
+		case <-s.hardStop:
+			end(OutcomeShutdown, true)
+		case <-byeDone:
+			byeDone = nil
+		}
+		if ending && byeDone == nil && !handlerStarted {
+			break
+		}
+	}
+	c.finish(c.outcome, start)
+}
+
+// pending starts retransmitting a 200 OK until its ACK.
+func (c *Call) pending(res *sip.Response, tx sip.ServerTransaction, cseq uint32) *pending2xx {
+	return &pending2xx{
+		res:      res,
+		tx:       tx,
+		cseq:     cseq,
+		interval: sip.T1,
+		timer:    time.NewTimer(sip.T1),
+		deadline: time.Now().Add(c.srv.cfg.AckTimeout),
+	}
+}
+
+func (c *Call) retransmit(p *pending2xx) {
+	if err := p.tx.Respond(p.res); err != nil {
+		// The transaction ended (timer L); the transport still works.
+		if err := c.srv.srv.WriteResponse(p.res); err != nil {
+			c.Log.Debug("retransmit 200 OK", "error", err)
+		}
+	}
+	p.interval = min(2*p.interval, sip.T2)
+	p.timer.Reset(p.interval)
+}
+
+func (c *Call) finish(o Outcome, start time.Time) {
+	c.outcome = o
+	c.Log.Info("call ended", "outcome", string(o), "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// beforeAnswer handles requests that arrive while ringing.
+func (c *Call) beforeAnswer(ev *event) {
+	switch ev.kind {
+	case evInfo:
+		c.onInfo(ev)
+	case evAck:
+	default:
+		c.respond(ev.tx, ev.req, 491, "Request Pending", nil)
+		ev.finish()
+	}
+}
+
+// respond sends a response built from req and remembers final responses to
+// the INVITE for retransmission. It reports whether sending worked.
+func (c *Call) respond(tx sip.ServerTransaction, req *sip.Request, status int, reason string, body []byte, hdrs ...sip.Header) bool {
+	res := sip.NewResponseFromRequest(req, status, reason, body)
+	if req.IsInvite() && status > 100 && status < 300 {
+		res.AppendHeader(c.srv.contact(c.Transport))
+	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if req == c.invite && status >= 200 {
+		c.lastResponse = res
+	}
+	if err := tx.Respond(res); err != nil {
+		c.Log.Debug("respond failed", "status", status, "method", string(req.Method), "error", err)
+		return false
+	}
+	return true
+}
+
+func dtmfMode(pt uint8) string {
+	if pt == 0 {
+		return "inband"
+	}
+	return "rfc4733"
+}
+
+// onInfo answers SIP INFO: DTMF bodies become digits; an empty INFO (some
+// devices use it as a keep-alive) gets 200.
+func (c *Call) onInfo(ev *event) {
+	defer ev.finish()
+	body := ev.req.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		c.respond(ev.tx, ev.req, 200, "OK", nil)
+		return
+	}
+	ct := ""
+	if h := ev.req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	d, err := parseDTMFInfo(ct, body)
+	switch {
+	case errors.Is(err, errUnsupportedInfo):
+		c.respond(ev.tx, ev.req, 415, "Unsupported Media Type", nil, sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		return
+	case err != nil:
+		c.respond(ev.tx, ev.req, 400, "Bad Request", nil)
+		return
+	}
+	c.respond(ev.tx, ev.req, 200, "OK", nil)
+	c.Log.Debug("DTMF by SIP INFO", "key", string(d.Key))
+	c.Media.InjectDigit(d)
+}
+
+// onUpdate answers UPDATE (RFC 3311): without a body it is a session
+// refresh; with SDP it is a new offer.
+func (c *Call) onUpdate(ev *event, ending bool) {
+	defer ev.finish()
+	if ending {
+		c.respond(ev.tx, ev.req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	if len(ev.req.Body()) == 0 {
+		c.respond(ev.tx, ev.req, 200, "OK", nil)
+		return
+	}
+	status, reason := c.applyOffer(ev.req.Body())
+	if status != 200 {
+		c.respond(ev.tx, ev.req, status, reason, nil)
+		return
+	}
+	c.respond(ev.tx, ev.req, 200, "OK", c.answer.Marshal(), sip.NewHeader("Content-Type", "application/sdp"))
+}
+
+// onReInvite answers a re-INVITE (hold, unhold, new address, session
+// refresh) without touching the call. It returns the 200 to retransmit.
+func (c *Call) onReInvite(ev *event, ending, busy bool) *pending2xx {
+	defer ev.finish()
+	switch {
+	case ending:
+		c.respond(ev.tx, ev.req, 481, "Call/Transaction Does Not Exist", nil)
+		return nil
+	case busy:
+		// RFC 3261 §14.2: one re-INVITE at a time.
+		c.respond(ev.tx, ev.req, 491, "Request Pending", nil)
+		return nil
+	}
+	if len(ev.req.Body()) > 0 {
+		if status, reason := c.applyOffer(ev.req.Body()); status != 200 {
+			c.respond(ev.tx, ev.req, status, reason, nil)
+			return nil
+		}
+	}
+	// Without a body the re-INVITE asks for our offer (RFC 3261 §14.2):
+	// the current SDP is it, and the answer comes in the ACK.
+	if t := ev.req.Contact(); t != nil {
+		c.remoteTarget = *t.Address.Clone()
+	}
+	res := sip.NewResponseFromRequest(ev.req, 200, "OK", c.answer.Marshal())
+	res.AppendHeader(c.srv.contact(c.Transport))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	if err := ev.tx.Respond(res); err != nil {
+		c.Log.Debug("respond to re-INVITE", "error", err)
+		return nil
+	}
+	return c.pending(res, ev.tx, ev.req.CSeq().SeqNo)
+}
+
+// applyAckAnswer takes the SDP answer from the ACK of an offer-less
+// re-INVITE.
+func (c *Call) applyAckAnswer(ack *sip.Request) {
+	if len(ack.Body()) > 0 {
+		c.applyOffer(ack.Body())
+	}
+}
+
+// applyOffer applies a new offer within the call: a new address, hold or
+// unhold. The codec stays what it is (media is already flowing); an offer
+// without it gets 488 and leaves the session as it was (RFC 3261 §14.2).
+func (c *Call) applyOffer(body []byte) (int, string) {
+	off, err := ParseOffer(body)
+	if errors.Is(err, ErrBadSDP) {
+		return 400, "Bad Request"
+	}
+	if !off.Has(c.offer.Law) {
+		return 488, "Not Acceptable Here"
+	}
+	changed := false
+	if !off.Addr.IP.Equal(c.offer.Addr.IP) || off.Addr.Port != c.offer.Addr.Port {
+		if !off.Addr.IP.IsUnspecified() {
+			c.Log.Info("caller media address changed", "from", c.offer.Addr.String(), "to", off.Addr.String())
+			c.Media.SetRemote(off.Addr)
+		}
+	}
+	if off.Direction != c.offer.Direction {
+		c.Log.Info("caller changed media direction", "direction", string(off.Direction))
+		changed = true
+	}
+	c.Media.SetSending(off.Direction.weSend())
+	law := c.offer.Law
+	c.offer = off
+	c.offer.Law = law
+	if changed {
+		c.answer.Direction = off.Direction.answer()
+		c.answer.Version++
+	}
+	return 200, "OK"
+}
+
+// sendBye ends the dialog from our side (RFC 3261 §15.1.1) and waits,
+// bounded, for the answer.
+func (c *Call) sendBye() {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	c.localSeq++
+	bye := sip.NewRequest(sip.BYE, *c.remoteTarget.Clone())
+	to := c.invite.To()
+	from := &sip.FromHeader{DisplayName: to.DisplayName, Address: *to.Address.Clone(), Params: to.Params.Clone()}
+	inviteFrom := c.invite.From()
+	toHdr := &sip.ToHeader{DisplayName: inviteFrom.DisplayName, Address: *inviteFrom.Address.Clone(), Params: inviteFrom.Params.Clone()}
+	cid := sip.CallIDHeader(c.ID)
+	maxFwd := sip.MaxForwardsHeader(70)
+	bye.AppendHeader(from)
+	bye.AppendHeader(toHdr)
+	bye.AppendHeader(&cid)
+	bye.AppendHeader(&sip.CSeqHeader{SeqNo: c.localSeq, MethodName: sip.BYE})
+	bye.AppendHeader(&maxFwd)
+	for _, r := range c.routeSet {
+		bye.AppendHeader(sip.NewHeader("Route", r))
+	}
+	bye.AppendHeader(sip.NewHeader("User-Agent", c.srv.cfg.UserAgent))
+	bye.SetBody(nil)
+	bye.SetTransport(c.Transport)
+	bye.SetDestination(c.byeDestination())
+
+	tx, err := c.srv.client.TransactionRequest(ctx, bye, sipgo.ClientRequestAddVia)
+	if err != nil {
+		c.Log.Warn("send BYE", "error", err)
+		return
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			c.Log.Debug("BYE answered", "status", res.StatusCode)
+			return
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				c.Log.Warn("BYE not answered", "error", err)
+			}
+			return
+		case <-ctx.Done():
+			c.Log.Warn("BYE not answered in time")
+			return
+		}
+	}
+}
+
+// byeDestination picks where our in-dialog requests go: the first Route
+// when the caller came through a proxy that record-routed, otherwise the
+// address the INVITE came from. The Contact of a phone behind NAT names an
+// address we cannot reach; its source address is where its NAT binding
+// (and, for TCP, its connection) is.
+func (c *Call) byeDestination() string {
+	if len(c.routeSet) > 0 {
+		var uri sip.Uri
+		var params sip.HeaderParams
+		if _, err := sip.ParseAddressValue(c.routeSet[0], &uri, &params); err == nil {
+			port := uri.Port
+			if port == 0 {
+				port = 5060
+			}
+			return net.JoinHostPort(uri.Host, strconv.Itoa(port))
+		}
+	}
+	if c.Source != "" {
+		return c.Source
+	}
+	return c.remoteTarget.HostPort()
+}
