@@ -52,8 +52,9 @@ type Frame struct {
 	SSRC   uint32
 	Marker bool
 	PT     uint8
-	RMS    float64 // of the decoded audio, 0..32767
-	PCM    []int16 // only with DialOptions.KeepFrames
+	RMS     float64 // of the decoded audio, 0..32767
+	PCM     []int16 // only with DialOptions.KeepFrames
+	Payload []byte  // the G.711 payload, only with DialOptions.KeepFrames
 }
 
 // LoudRMS is the level above which a frame counts as sound, not silence
@@ -257,6 +258,7 @@ func (c *Call) recvLoop() {
 			f.RMS = math.Sqrt(sum / float64(len(samples)))
 			if c.opts.KeepFrames {
 				f.PCM = append([]int16(nil), samples...)
+				f.Payload = append([]byte(nil), pkt.Payload...)
 			}
 		}
 		c.mu.Lock()
@@ -470,7 +472,9 @@ func (c *Call) ReInvite(ctx context.Context, hold bool, moveRTP bool) (int, []by
 	}
 	if res.IsSuccess() {
 		ack := sip.NewRequest(sip.ACK, c.sess.InviteResponse.Contact().Address)
-		ack.AppendHeader(sip.HeaderClone(res.From()), sip.HeaderClone(res.To()), sip.HeaderClone(res.CallID()))
+		ack.AppendHeader(sip.HeaderClone(res.From()))
+		ack.AppendHeader(sip.HeaderClone(res.To()))
+		ack.AppendHeader(sip.HeaderClone(res.CallID()))
 		ack.AppendHeader(&sip.CSeqHeader{SeqNo: res.CSeq().SeqNo, MethodName: sip.ACK})
 		if err := c.sess.WriteRequest(ack); err != nil {
 			return res.StatusCode, res.Body(), fmt.Errorf("testcaller: ACK re-INVITE: %w", err)

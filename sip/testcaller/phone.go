@@ -205,9 +205,10 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	if from == "" {
 		from = "anonymous"
 	}
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", sip.GenerateTagN(10))
 	hdrs := []sip.Header{
-		&sip.FromHeader{DisplayName: o.DisplayName, Address: sip.Uri{Scheme: "sip", User: from, Host: p.cfg.LocalIP},
-			Params: sip.NewParams().Add("tag", sip.GenerateTagN(10))},
+		&sip.FromHeader{DisplayName: o.DisplayName, Address: sip.Uri{Scheme: "sip", User: from, Host: p.cfg.LocalIP}, Params: fromParams},
 	}
 	if body != nil {
 		hdrs = append(hdrs, sip.NewHeader("Content-Type", "application/sdp"))

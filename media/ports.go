@@ -1,0 +1,74 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// ErrNoPorts means every port of the range is taken.
+var ErrNoPorts = errors.New("no free RTP port in the configured range")
+
+// PortPool hands out RTP ports from a configured range. RTP takes the even
+// port (RFC 3550 §11); the odd one above it is left for RTCP.
+type PortPool struct {
+	min, max int
+
+	mu    sync.Mutex
+	next  int
+	inUse map[int]bool
+}
+
+// NewPortPool checks and returns a pool for the inclusive range [min, max].
+func NewPortPool(min, max int) (*PortPool, error) {
+	if min < 1 || max > 65535 || min > max {
+		return nil, fmt.Errorf("RTP port range %d-%d is not a valid range", min, max)
+	}
+	if min%2 == 1 {
+		min++
+	}
+	if max-min < 1 {
+		return nil, fmt.Errorf("RTP port range %d-%d holds no RTP/RTCP pair", min, max)
+	}
+	return &PortPool{min: min, max: max, next: min, inUse: make(map[int]bool)}, nil
+}
+
+// Listen binds a UDP socket on ip at a free even port of the range, trying
+// ports in turn and skipping those the system reports busy.
+func (p *PortPool) Listen(ip net.IP) (*net.UDPConn, int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	count := (p.max-p.min)/2 + 1
+	for i := 0; i < count; i++ {
+		port := p.next
+		p.next += 2
+		if p.next > p.max {
+			p.next = p.min
+		}
+		if p.inUse[port] {
+			continue
+		}
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		if err != nil {
+			continue
+		}
+		p.inUse[port] = true
+		return conn, port, nil
+	}
+	return nil, 0, ErrNoPorts
+}
+
+// Release returns a port to the pool.
+func (p *PortPool) Release(port int) {
+	p.mu.Lock()
+	delete(p.inUse, port)
+	p.mu.Unlock()
+}
+
+// InUse counts ports handed out and not released.
+func (p *PortPool) InUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.inUse)
+}

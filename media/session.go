@@ -1,0 +1,448 @@
+package media
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SessionConfig configures one call's RTP endpoint.
+type SessionConfig struct {
+	Ports    *PortPool
+	LocalIP  net.IP       // address to bind
+	Law      Law          // negotiated codec
+	DTMFType uint8        // negotiated telephone-event payload type; 0: detect DTMF in-band
+	Remote   *net.UDPAddr // address from the SDP offer, used until a packet arrives
+	Logger   *slog.Logger // carries call_id
+}
+
+// SessionStats counts what a session did.
+type SessionStats struct {
+	PacketsIn, PacketsOut   uint64
+	BytesIn, BytesOut       uint64
+	Malformed, WrongType    uint64 // dropped: not RTP; payload type not negotiated
+	Foreign                 uint64 // dropped: from an address other than the latched one
+	DigitsRFC4733, DigitsIn uint64 // digits by RFC 4733 and in-band
+	DigitsDropped           uint64 // digits lost because nobody read them
+}
+
+// ErrSessionClosed is returned by Play on a closed session.
+var ErrSessionClosed = errors.New("media session closed")
+
+// errPreempted ends a Play replaced by a newer one.
+var errPreempted = errors.New("playback replaced by a newer one")
+
+// relatchAfter is how long the latched source must be silent before another
+// source may take over (a NAT that rebinds the caller's port).
+const relatchAfter = 2 * time.Second
+
+// Session is the RTP endpoint of one call. The receive goroutine reads
+// packets, latches to the caller's address and turns DTMF into digits; the
+// send goroutine sends one continuous stream — one SSRC, continuous
+// sequence numbers and timestamps — paced every 20 ms on absolute
+// deadlines, carrying prompt frames or silence.
+//
+// Lifecycle: NewSession binds the port, Start runs the goroutines, Play and
+// Digits serve the IVR, Close stops everything and releases the port.
+type Session struct {
+	cfg   SessionConfig
+	log   *slog.Logger
+	conn  *net.UDPConn
+	port  int
+	start time.Time
+
+	remote  atomic.Pointer[net.UDPAddr] // where we send
+	sending atomic.Bool
+	relatch atomic.Bool // set by SetRemote: the next valid source latches
+	lastRx  atomic.Int64
+
+	plays  chan *playback
+	digits chan Digit
+
+	startOnce, closeOnce sync.Once
+	done                 chan struct{}
+	wg                   sync.WaitGroup
+
+	packetsIn, packetsOut, bytesIn, bytesOut atomic.Uint64
+	malformed, wrongType, foreign            atomic.Uint64
+	digitsRFC, digitsInband, digitsDropped   atomic.Uint64
+}
+
+// NewSession binds a port from the pool. Nothing runs until Start.
+func NewSession(cfg SessionConfig) (*Session, error) {
+	if cfg.Ports == nil {
+		return nil, errors.New("media session: no port pool")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	conn, port, err := cfg.Ports.Listen(cfg.LocalIP)
+	if err != nil {
+		return nil, fmt.Errorf("media session: %w", err)
+	}
+	s := &Session{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		conn:   conn,
+		port:   port,
+		plays:  make(chan *playback),
+		digits: make(chan Digit, 32),
+		done:   make(chan struct{}),
+	}
+	if cfg.Remote != nil && !cfg.Remote.IP.IsUnspecified() {
+		s.remote.Store(cfg.Remote)
+	}
+	s.sending.Store(true)
+	s.relatch.Store(true)
+	return s, nil
+}
+
+// LocalPort is the bound RTP port.
+func (s *Session) LocalPort() int { return s.port }
+
+// Start runs the receive and send goroutines. Calling it twice does nothing.
+func (s *Session) Start() {
+	s.startOnce.Do(func() {
+		s.start = time.Now()
+		s.lastRx.Store(0)
+		s.wg.Add(2)
+		go s.receive()
+		go s.send()
+	})
+}
+
+// SetRemote points the stream at a new address (a re-INVITE moved the
+// caller) and lets the next valid packet latch afresh.
+func (s *Session) SetRemote(addr *net.UDPAddr) {
+	if addr != nil && !addr.IP.IsUnspecified() {
+		s.remote.Store(addr)
+	}
+	s.relatch.Store(true)
+}
+
+// SetSending turns transmission off while the caller holds the call and on
+// again; the timestamps keep running so the stream stays continuous.
+func (s *Session) SetSending(on bool) { s.sending.Store(on) }
+
+// Digits delivers the caller's key presses. It is buffered: presses made
+// before anyone reads (type-ahead) are kept.
+func (s *Session) Digits() <-chan Digit { return s.digits }
+
+// InjectDigit delivers a digit that came another way (SIP INFO).
+func (s *Session) InjectDigit(d Digit) { s.pushDigit(d) }
+
+func (s *Session) pushDigit(d Digit) {
+	select {
+	case s.digits <- d:
+	default:
+		s.digitsDropped.Add(1)
+		s.log.Warn("digit dropped: nobody is reading", "key", string(d.Key))
+	}
+}
+
+// LastReceived is when the last valid RTP packet arrived (Start time before
+// the first).
+func (s *Session) LastReceived() time.Time {
+	ns := s.lastRx.Load()
+	return s.start.Add(time.Duration(ns))
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() SessionStats {
+	return SessionStats{
+		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
+		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		Malformed: s.malformed.Load(), WrongType: s.wrongType.Load(), Foreign: s.foreign.Load(),
+		DigitsRFC4733: s.digitsRFC.Load(), DigitsIn: s.digitsInband.Load(), DigitsDropped: s.digitsDropped.Load(),
+	}
+}
+
+// Close stops the goroutines, closes the socket and releases the port. It
+// is safe to call more than once.
+func (s *Session) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		err = s.conn.Close()
+		s.wg.Wait()
+		s.cfg.Ports.Release(s.port)
+	})
+	return err
+}
+
+// playback is one Play: the frames of its prompts, in order.
+type playback struct {
+	prompts []*Prompt
+	p, f    int
+	stopped atomic.Bool
+	done    chan error
+}
+
+// next returns the next frame in law l, or nil at the end.
+func (pb *playback) next(l Law) []byte {
+	for pb.p < len(pb.prompts) {
+		frames := pb.prompts[pb.p].Frames(l)
+		if pb.f < len(frames) {
+			pb.f++
+			return frames[pb.f-1]
+		}
+		pb.p, pb.f = pb.p+1, 0
+	}
+	return nil
+}
+
+// Play sends the prompts' frames in order and returns when the last one has
+// gone out, or when ctx is done (then at the next frame boundary, with
+// ctx.Err()). A Play started while another runs replaces it.
+func (s *Session) Play(ctx context.Context, prompts ...*Prompt) error {
+	pb := &playback{prompts: prompts, done: make(chan error, 1)}
+	select {
+	case s.plays <- pb:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return ErrSessionClosed
+	}
+	select {
+	case err := <-pb.done:
+		return err
+	case <-ctx.Done():
+		pb.stopped.Store(true)
+		select {
+		case <-pb.done:
+		case <-s.done:
+		}
+		return ctx.Err()
+	case <-s.done:
+		return ErrSessionClosed
+	}
+}
+
+// send is the paced sender. Deadlines are absolute (start + n·20 ms) so
+// lateness in one tick never accumulates into drift; if the goroutine falls
+// more than a few frames behind (a stalled machine) it skips ahead, moving
+// the timestamp by the time skipped, instead of bursting.
+func (s *Session) send() {
+	defer s.wg.Done()
+	law := s.cfg.Law
+	silence := make([]byte, FrameSamples)
+	for i := range silence {
+		silence[i] = law.Silence()
+	}
+	buf := make([]byte, 12+FrameSamples)
+	ssrc := rand.Uint32()
+	seq := uint16(rand.IntN(1 << 16))
+	ts := rand.Uint32()
+	var cur *playback
+	marker := false
+
+	finish := func(err error) {
+		if cur != nil {
+			cur.done <- err
+			cur = nil
+		}
+	}
+	defer finish(ErrSessionClosed)
+
+	timer := time.NewTimer(FrameDuration)
+	defer timer.Stop()
+	epoch := time.Now()
+	var n int64
+	for {
+		n++
+		deadline := epoch.Add(time.Duration(n) * FrameDuration)
+		timer.Reset(time.Until(deadline))
+	wait:
+		for {
+			select {
+			case <-s.done:
+				return
+			case pb := <-s.plays:
+				finish(errPreempted)
+				cur, marker = pb, true
+			case <-timer.C:
+				break wait
+			}
+		}
+		if late := time.Since(deadline); late > 3*FrameDuration {
+			skipped := int64(late / FrameDuration)
+			n += skipped
+			ts += uint32(skipped) * FrameSamples
+		}
+
+		payload := silence
+		if cur != nil {
+			if cur.stopped.Load() {
+				finish(context.Canceled)
+			} else if f := cur.next(law); f != nil {
+				payload = f
+			} else {
+				finish(nil)
+			}
+		}
+		if remote := s.remote.Load(); remote != nil && s.sending.Load() {
+			buf[0] = 0x80
+			buf[1] = law.PayloadType()
+			if marker && payload != nil && cur != nil {
+				buf[1] |= 0x80
+				marker = false
+			}
+			binary.BigEndian.PutUint16(buf[2:4], seq)
+			binary.BigEndian.PutUint32(buf[4:8], ts)
+			binary.BigEndian.PutUint32(buf[8:12], ssrc)
+			copy(buf[12:], payload)
+			if _, err := s.conn.WriteToUDP(buf, remote); err == nil {
+				s.packetsOut.Add(1)
+				s.bytesOut.Add(uint64(len(buf)))
+			}
+			seq++
+		}
+		ts += FrameSamples
+	}
+}
+
+// rtpHeader is what the receive path needs from a packet.
+type rtpHeader struct {
+	pt      uint8
+	marker  bool
+	seq     uint16
+	ts      uint32
+	ssrc    uint32
+	payload []byte
+}
+
+// parseRTP validates an RTP packet (RFC 3550 §5.1) without allocating.
+func parseRTP(b []byte) (rtpHeader, bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return rtpHeader{}, false
+	}
+	h := rtpHeader{
+		pt:     b[1] & 0x7f,
+		marker: b[1]&0x80 != 0,
+		seq:    binary.BigEndian.Uint16(b[2:4]),
+		ts:     binary.BigEndian.Uint32(b[4:8]),
+		ssrc:   binary.BigEndian.Uint32(b[8:12]),
+	}
+	off := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 { // header extension
+		if len(b) < off+4 {
+			return rtpHeader{}, false
+		}
+		off += 4 + 4*int(binary.BigEndian.Uint16(b[off+2:off+4]))
+	}
+	end := len(b)
+	if b[0]&0x20 != 0 { // padding
+		pad := int(b[len(b)-1])
+		if pad == 0 || pad > end-off {
+			return rtpHeader{}, false
+		}
+		end -= pad
+	}
+	if off > end {
+		return rtpHeader{}, false
+	}
+	h.payload = b[off:end]
+	return h, true
+}
+
+// receiver is the state of the receive path, owned by its goroutine.
+type receiver struct {
+	s       *Session
+	latched *net.UDPAddr
+	lastOK  time.Time // last packet from the latched source
+	events  EventDetector
+	tones   *ToneDetector
+	pcm     [FrameSamples]int16
+}
+
+func (s *Session) receive() {
+	defer s.wg.Done()
+	r := &receiver{s: s, tones: NewToneDetector()}
+	buf := make([]byte, 1500)
+	for {
+		n, addr, err := s.conn.ReadFromUDP(buf)
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP errors surface here on some systems
+		}
+		r.packet(buf[:n], addr, time.Now())
+	}
+}
+
+// packet handles one datagram: validate, latch, count, detect DTMF.
+func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
+	s := r.s
+	h, ok := parseRTP(b)
+	if !ok {
+		s.malformed.Add(1)
+		return
+	}
+	law := s.cfg.Law
+	isEvent := s.cfg.DTMFType != 0 && h.pt == s.cfg.DTMFType
+	if h.pt != law.PayloadType() && !isEvent {
+		s.wrongType.Add(1)
+		return
+	}
+	// Symmetric RTP: latch to where valid packets come from and send there.
+	switch {
+	case r.latched == nil || s.relatch.Load():
+		r.latch(from, now)
+	case !sameAddr(r.latched, from):
+		if now.Sub(r.lastOK) < relatchAfter {
+			s.foreign.Add(1)
+			return
+		}
+		s.log.Info("RTP source changed", "from", r.latched.String(), "to", from.String())
+		r.latch(from, now)
+	}
+	r.lastOK = now
+	s.lastRx.Store(int64(now.Sub(s.start)))
+	s.packetsIn.Add(1)
+	s.bytesIn.Add(uint64(len(b)))
+
+	if isEvent {
+		if d, ok := r.events.Feed(h.ts, h.payload); ok {
+			s.digitsRFC.Add(1)
+			s.pushDigit(d)
+		}
+		return
+	}
+	if s.cfg.DTMFType != 0 {
+		return // with telephone-event negotiated, in-band tones are ignored (or a press counts twice)
+	}
+	for p := h.payload; len(p) > 0; {
+		chunk := p[:min(len(p), FrameSamples)]
+		p = p[len(chunk):]
+		DecodeFrame(law, r.pcm[:len(chunk)], chunk)
+		if key, ok := r.tones.Feed(r.pcm[:len(chunk)]); ok {
+			s.digitsInband.Add(1)
+			s.pushDigit(Digit{Key: key, Source: DigitInband})
+		}
+	}
+}
+
+func (r *receiver) latch(from *net.UDPAddr, now time.Time) {
+	addr := &net.UDPAddr{IP: append(net.IP(nil), from.IP...), Port: from.Port}
+	r.latched = addr
+	r.lastOK = now
+	r.s.relatch.Store(false)
+	if old := r.s.remote.Load(); old == nil || !sameAddr(old, addr) {
+		r.s.remote.Store(addr)
+	}
+}
+
+func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
