@@ -121,7 +121,7 @@ func (c *Call) DTMFType() uint8 { return c.dtmfType }
 func (c *Call) Response() *sip.Response { return c.sess.InviteResponse }
 
 func (c *Call) localSDP(dir direction) []byte {
-	port := c.rtp.LocalAddr().(*net.UDPAddr).Port
+	port := c.conn().LocalAddr().(*net.UDPAddr).Port
 	ip := c.phone.cfg.LocalIP
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=0\r\no=caller 1 1 IN IP4 %s\r\ns=call\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP", ip, ip, port)
@@ -183,7 +183,7 @@ func (c *Call) readAnswer(res *sip.Response) error {
 func (c *Call) start() {
 	c.wg.Add(2)
 	go c.sendLoop()
-	go c.recvLoop()
+	go c.recvLoop(c.rtp)
 }
 
 func (c *Call) sendLoop() {
@@ -228,18 +228,24 @@ func (c *Call) sendLoop() {
 			continue
 		}
 		n := copy(buf[hn:], f.payload)
-		_, _ = c.rtp.WriteToUDP(buf[:hn+n], c.remote)
+		_, _ = c.conn().WriteToUDP(buf[:hn+n], c.remote)
 		c.seq++
 		c.ts += media.FrameSamples
 	}
 }
 
-func (c *Call) recvLoop() {
+func (c *Call) conn() *net.UDPConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rtp
+}
+
+func (c *Call) recvLoop(conn *net.UDPConn) {
 	defer c.wg.Done()
 	buf := make([]byte, 1500)
 	pcm := make([]int16, media.FrameSamples)
 	for {
-		n, _, err := c.rtp.ReadFromUDP(buf)
+		n, _, err := conn.ReadFromUDP(buf)
 		if err != nil {
 			return
 		}
@@ -456,7 +462,7 @@ func (c *Call) ReInvite(ctx context.Context, hold bool, moveRTP bool) (int, []by
 		c.rtp = conn
 		c.mu.Unlock()
 		c.wg.Add(1)
-		go c.recvLoop()
+		go c.recvLoop(conn)
 		defer old.Close()
 	}
 	dir := sendRecv
