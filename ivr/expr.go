@@ -3,6 +3,7 @@ package ivr
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,12 +38,12 @@ func (f *Flow) parseRef(text string) (ref, error) {
 	if ok {
 		switch prefix {
 		case "caller":
-			if contains(callerFields, field) {
+			if slices.Contains(callerFields, field) {
 				return ref{kind: refCaller, field: field}, nil
 			}
 			return ref{}, fmt.Errorf("unknown caller attribute %q (one of %s)", field, strings.Join(callerFields, ", "))
 		case "call":
-			if contains(callFields, field) {
+			if slices.Contains(callFields, field) {
 				return ref{kind: refCall, field: field}, nil
 			}
 			return ref{}, fmt.Errorf("unknown call attribute %q (one of %s)", field, strings.Join(callFields, ", "))
@@ -150,13 +151,4 @@ func (f *Flow) compileCondition(c *condition) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

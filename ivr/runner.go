@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -207,7 +208,7 @@ func (s *session) branch(n *node) step {
 // matches reports whether every condition of a case holds.
 func (s *session) matches(c branchCase) bool {
 	for _, cond := range c.when {
-		if !contains(cond.values, s.resolve(cond.ref)) {
+		if !slices.Contains(cond.values, s.resolve(cond.ref)) {
 			return false
 		}
 	}
