@@ -1,0 +1,161 @@
+// Command ivrd is the IVR and call-queue server: it answers SIP calls, runs
+// the IVR flow and (in later releases) queues callers for agents.
+//
+//	ivrd -config configs/ivrd.yaml     run
+//	ivrd -check-config FILE            validate a configuration and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"ivrd/configs"
+	"ivrd/sip"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ivrd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "configs/ivrd.yaml", "configuration file")
+	checkPath := fs.String("check-config", "", "validate this configuration file (flows, prompts, directory included) and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *checkPath != "" {
+		cfg, err := configs.Load(*checkPath)
+		if err == nil {
+			_, err = loadApp(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", *checkPath, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: configuration OK\n", *checkPath)
+		return 0
+	}
+
+	cfg, err := configs.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrd: %v\n", err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	slog.SetDefault(log)
+	if err := serve(cfg, log); err != nil {
+		log.Error("ivrd stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs ivrd until SIGTERM or SIGINT, then shuts down gracefully.
+func serve(cfg *configs.Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := loadApp(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	log.Info("ivrd starting", cfg.Summary()...)
+
+	srv, err := sip.NewServer(sip.Config{
+		Listen:      cfg.SIP.Listen,
+		Transports:  cfg.SIP.Transports,
+		PublicIP:    net.ParseIP(cfg.SIP.PublicIP),
+		UserAgent:   cfg.SIP.UserAgent,
+		RTPTimeout:  cfg.SIP.RTPTimeout,
+		AckTimeout:  cfg.SIP.AckTimeout,
+		AnswerDelay: cfg.SIP.AnswerDelay,
+		MaxCalls:    cfg.SIP.MaxCalls,
+		Ports:       a.ports,
+		Handler:     a,
+		Metrics:     sip.NewMetrics(reg),
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+
+	httpSrv, httpAddr, err := startHTTP(cfg.HTTP.Listen, reg, log)
+	if err != nil {
+		shutdownSIP(srv, 0, log)
+		return err
+	}
+	log.Info("ivrd ready", "sip", srv.Addr("udp"), "http", httpAddr, "call", "sip:support@"+srv.Addr("udp"))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	log.Info("signal received: shutting down", "grace", cfg.Shutdown.Grace)
+
+	shutdownSIP(srv, cfg.Shutdown.Grace, log)
+	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(hctx); err != nil {
+		log.Warn("http shutdown", "error", err)
+	}
+	log.Info("ivrd stopped")
+	return nil
+}
+
+func shutdownSIP(srv *sip.Server, grace time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("sip shutdown", "error", err)
+	}
+}
+
+// startHTTP serves /healthz and /metrics; the API and the agent and
+// supervisor pages come with the queue.
+func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("http: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "error", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}

@@ -1,0 +1,454 @@
+// Package configs loads and validates ivrd's configuration: one YAML file,
+// decoded strictly, with environment overrides, and errors that name the key
+// and its line. The directory also holds the demo configuration (ivrd.yaml),
+// its flow, caller directory and prompts.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	SIP        SIP        `yaml:"sip"`
+	Media      Media      `yaml:"media"`
+	IVR        IVR        `yaml:"ivr"`
+	HTTP       HTTP       `yaml:"http"`
+	Redis      Redis      `yaml:"redis"`
+	Recordings Recordings `yaml:"recordings"`
+	Shutdown   Shutdown   `yaml:"shutdown"`
+	Log        Log        `yaml:"log"`
+
+	file string
+}
+
+// SIP configures the SIP front end.
+type SIP struct {
+	Listen      string        `yaml:"listen"`       // host:port for UDP and TCP
+	Transports  []string      `yaml:"transports"`   // udp, tcp
+	PublicIP    string        `yaml:"public_ip"`    // written into SDP and Contact; default: the listen host
+	UserAgent   string        `yaml:"user_agent"`   // User-Agent header
+	RTPTimeout  time.Duration `yaml:"rtp_timeout"`  // no RTP this long → BYE
+	AckTimeout  time.Duration `yaml:"ack_timeout"`  // no ACK for our 200 this long → BYE
+	AnswerDelay time.Duration `yaml:"answer_delay"` // ring this long before answering
+	MaxCalls    int           `yaml:"max_calls"`    // beyond: 503
+}
+
+// Media configures RTP.
+type Media struct {
+	RTPPorts PortRange `yaml:"rtp_ports"`
+}
+
+// IVR configures flows, prompts and caller identification.
+type IVR struct {
+	Flow           string            `yaml:"flow"`            // default flow file
+	Numbers        map[string]string `yaml:"numbers"`         // dialled user → flow file
+	Prompts        string            `yaml:"prompts"`         // directory of WAV prompts
+	DefaultCountry string            `yaml:"default_country"` // ISO code for national numbers
+	Directory      string            `yaml:"directory"`       // CSV of known callers; optional
+	CRM            CRM               `yaml:"crm"`
+}
+
+// CRM configures caller lookups over HTTP.
+type CRM struct {
+	URL     string            `yaml:"url"` // contains {number}; empty: no CRM
+	Timeout time.Duration     `yaml:"timeout"`
+	Headers map[string]string `yaml:"headers"`
+}
+
+// HTTP configures the web server.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Redis configures shared state.
+type Redis struct {
+	URL string `yaml:"url"` // empty: embedded in-process store
+}
+
+// Recordings configures call recording.
+type Recordings struct {
+	Dir string `yaml:"dir"`
+}
+
+// Shutdown configures what SIGTERM does.
+type Shutdown struct {
+	Grace time.Duration `yaml:"grace"` // calls may finish for this long, then BYE
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// PortRange is an inclusive port range written "30000-30999".
+type PortRange struct {
+	Min, Max int
+}
+
+// UnmarshalYAML reads "min-max".
+func (r *PortRange) UnmarshalYAML(n *yaml.Node) error {
+	pr, err := ParsePortRange(n.Value)
+	if err != nil {
+		return err
+	}
+	*r = pr
+	return nil
+}
+
+// String writes "min-max".
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.Min, r.Max) }
+
+// ParsePortRange reads "30000-30999".
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, ok := strings.Cut(strings.TrimSpace(s), "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	switch {
+	case !ok || err1 != nil || err2 != nil:
+		return PortRange{}, fmt.Errorf("%q is not a port range like 30000-30999", s)
+	case a < 1024 || b > 65535:
+		return PortRange{}, fmt.Errorf("%q: ports must be within 1024-65535", s)
+	case a > b:
+		return PortRange{}, fmt.Errorf("%q: the first port is above the last", s)
+	case b-a < 1:
+		return PortRange{}, fmt.Errorf("%q: a range needs at least 2 ports (RTP and RTCP)", s)
+	}
+	return PortRange{Min: a, Max: b}, nil
+}
+
+// Defaults are what an empty file means.
+func Defaults() Config {
+	return Config{
+		SIP: SIP{
+			Listen:     "127.0.0.1:5060",
+			Transports: []string{"udp", "tcp"},
+			UserAgent:  "ivrd",
+			RTPTimeout: 60 * time.Second,
+			AckTimeout: 32 * time.Second,
+			MaxCalls:   2000,
+		},
+		Media:      Media{RTPPorts: PortRange{Min: 30000, Max: 30999}},
+		IVR:        IVR{Prompts: "prompts", DefaultCountry: "US", CRM: CRM{Timeout: 500 * time.Millisecond}},
+		HTTP:       HTTP{Listen: "127.0.0.1:8080"},
+		Recordings: Recordings{Dir: "recordings"},
+		Shutdown:   Shutdown{Grace: 30 * time.Second},
+		Log:        Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads, checks and completes the configuration at path, with the
+// process environment's overrides.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse is Load on bytes, with the environment passed in. Relative paths
+// in the file are taken relative to the file's directory.
+func Parse(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	cfg := Defaults()
+	cfg.file = file
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlErr(file, &root, err)
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return nil, yamlErr(file, &root, err)
+		}
+	}
+	var errs []error
+	errs = append(errs, cfg.applyEnv(lookupEnv)...)
+	cfg.resolvePaths(filepath.Dir(file))
+	errs = append(errs, cfg.validate(&root)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+var unknownField = regexp.MustCompile(`field (\S+) not found in type configs\.(\w+)`)
+
+// yamlErr turns yaml.v3's messages ("line 3: field lisen not found in type
+// configs.SIP") into KeyErrors naming the file, line and key path.
+func yamlErr(file string, root *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return &KeyError{File: file, Line: line, Key: "(file)", Msg: m[2]}
+		}
+		return &KeyError{File: file, Key: "(file)", Msg: msg}
+	}
+	var errs []error
+	for _, e := range te.Errors {
+		m := yamlLine.FindStringSubmatch(e)
+		if m == nil {
+			errs = append(errs, &KeyError{File: file, Key: "(file)", Msg: e})
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		key, msg := keyAtLine(root, line), m[2]
+		if u := unknownField.FindStringSubmatch(msg); u != nil {
+			msg = "unknown key " + strconv.Quote(u[1])
+		}
+		errs = append(errs, &KeyError{File: file, Line: line, Key: key, Msg: msg})
+	}
+	return errors.Join(errs...)
+}
+
+// keyAtLine finds the dotted path of the key written on line.
+func keyAtLine(root *yaml.Node, line int) string {
+	var walk func(n *yaml.Node, path []string) []string
+	walk = func(n *yaml.Node, path []string) []string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := walk(c, path); p != nil {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := append(append([]string(nil), path...), k.Value)
+				if k.Line == line {
+					return p
+				}
+				if r := walk(v, p); r != nil {
+					return r
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := append(append([]string(nil), path...), strconv.Itoa(i))
+				if c.Line == line && c.Kind == yaml.ScalarNode {
+					return p
+				}
+				if r := walk(c, p); r != nil {
+					return r
+				}
+			}
+		}
+		return nil
+	}
+	if p := walk(root, nil); p != nil {
+		return strings.Join(p, ".")
+	}
+	return "(file)"
+}
+
+// The environment overrides of the design, so several instances and tests
+// can share one machine.
+func (c *Config) applyEnv(lookup func(string) (string, bool)) []error {
+	var errs []error
+	envErr := func(name, v, msg string) {
+		errs = append(errs, &KeyError{Key: name, Msg: fmt.Sprintf("%q %s", v, msg)})
+	}
+	if v, ok := lookup("IVRD_SIP_LISTEN"); ok {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			envErr("IVRD_SIP_LISTEN", v, "is not host:port")
+		}
+		c.SIP.Listen = v
+	}
+	if v, ok := lookup("IVRD_HTTP_LISTEN"); ok {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			envErr("IVRD_HTTP_LISTEN", v, "is not host:port")
+		}
+		c.HTTP.Listen = v
+	}
+	if v, ok := lookup("IVRD_RTP_PORTS"); ok {
+		pr, err := ParsePortRange(v)
+		if err != nil {
+			errs = append(errs, &KeyError{Key: "IVRD_RTP_PORTS", Msg: err.Error()})
+		} else {
+			c.Media.RTPPorts = pr
+		}
+	}
+	if v, ok := lookup("IVRD_REDIS_URL"); ok {
+		c.Redis.URL = v // empty means the embedded store
+	}
+	if v, ok := lookup("IVRD_RECORDINGS_DIR"); ok {
+		if v == "" {
+			envErr("IVRD_RECORDINGS_DIR", v, "is empty")
+		}
+		c.Recordings.Dir = v
+	}
+	if v, ok := lookup("IVRD_PUBLIC_IP"); ok {
+		if net.ParseIP(v) == nil {
+			envErr("IVRD_PUBLIC_IP", v, "is not an IP address")
+		}
+		c.SIP.PublicIP = v
+	}
+	return errs
+}
+
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.IVR.Flow = abs(c.IVR.Flow)
+	for k, v := range c.IVR.Numbers {
+		c.IVR.Numbers[k] = abs(v)
+	}
+	c.IVR.Prompts = abs(c.IVR.Prompts)
+	c.IVR.Directory = abs(c.IVR.Directory)
+	c.Recordings.Dir = abs(c.Recordings.Dir)
+}
+
+// validate checks everything in one place; all problems are reported.
+func (c *Config) validate(root *yaml.Node) []error {
+	var errs []error
+	bad := func(path string, format string, args ...any) {
+		errs = append(errs, Errorf(c.file, root, strings.Split(path, "."), format, args...))
+	}
+	host, _, err := net.SplitHostPort(c.SIP.Listen)
+	if err != nil {
+		bad("sip.listen", "%q is not host:port", c.SIP.Listen)
+	}
+	if len(c.SIP.Transports) == 0 {
+		bad("sip.transports", "needs at least one of udp, tcp")
+	}
+	for i, t := range c.SIP.Transports {
+		if t != "udp" && t != "tcp" {
+			bad("sip.transports."+strconv.Itoa(i), "unknown transport %q (udp, tcp)", t)
+		}
+	}
+	if c.SIP.PublicIP != "" && net.ParseIP(c.SIP.PublicIP) == nil {
+		bad("sip.public_ip", "%q is not an IP address", c.SIP.PublicIP)
+	}
+	if ip := net.ParseIP(host); err == nil && c.SIP.PublicIP == "" && (ip == nil || ip.IsUnspecified()) {
+		bad("sip.public_ip", "required when sip.listen is %q: callers need an address to send media to", c.SIP.Listen)
+	}
+	if c.SIP.RTPTimeout < 0 {
+		bad("sip.rtp_timeout", "must not be negative (0 disables it)")
+	}
+	if c.SIP.AckTimeout <= 0 {
+		bad("sip.ack_timeout", "must be positive")
+	}
+	if c.SIP.AnswerDelay < 0 {
+		bad("sip.answer_delay", "must not be negative")
+	}
+	if c.SIP.MaxCalls < 0 {
+		bad("sip.max_calls", "must not be negative (0: no limit)")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	if c.IVR.Flow == "" {
+		bad("ivr.flow", "is required")
+	} else if err := fileExists(c.IVR.Flow); err != nil {
+		bad("ivr.flow", "%v", err)
+	}
+	for k, v := range c.IVR.Numbers {
+		if err := fileExists(v); err != nil {
+			bad("ivr.numbers."+k, "%v", err)
+		}
+	}
+	if st, err := os.Stat(c.IVR.Prompts); err != nil || !st.IsDir() {
+		bad("ivr.prompts", "%q is not a directory", c.IVR.Prompts)
+	}
+	if c.IVR.DefaultCountry == "" {
+		bad("ivr.default_country", "is required (an ISO code such as US or GB)")
+	}
+	if c.IVR.Directory != "" {
+		if err := fileExists(c.IVR.Directory); err != nil {
+			bad("ivr.directory", "%v", err)
+		}
+	}
+	if c.IVR.CRM.URL != "" {
+		u, err := url.Parse(c.IVR.CRM.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("ivr.crm.url", "%q is not an http(s) URL", c.IVR.CRM.URL)
+		} else if !strings.Contains(c.IVR.CRM.URL, "{number}") {
+			bad("ivr.crm.url", "must contain {number}")
+		}
+	}
+	if c.IVR.CRM.Timeout <= 0 {
+		bad("ivr.crm.timeout", "must be positive")
+	}
+	if c.Redis.URL != "" {
+		u, err := url.Parse(c.Redis.URL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("redis.url", "%q is not a redis:// or rediss:// URL", redactURL(c.Redis.URL))
+		}
+	}
+	if c.Recordings.Dir == "" {
+		bad("recordings.dir", "is required")
+	}
+	if c.Shutdown.Grace < 0 {
+		bad("shutdown.grace", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return errs
+}
+
+func fileExists(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Summary is what to log at start: no secrets.
+func (c *Config) Summary() []any {
+	crm := "off"
+	if c.IVR.CRM.URL != "" {
+		crm = c.IVR.CRM.URL
+	}
+	return []any{
+		"config", c.file, "sip", c.SIP.Listen, "transports", strings.Join(c.SIP.Transports, ","),
+		"rtp_ports", c.Media.RTPPorts.String(), "http", c.HTTP.Listen,
+		"flow", c.IVR.Flow, "prompts", c.IVR.Prompts, "crm", crm, "recordings", c.Recordings.Dir,
+	}
+}
