@@ -124,15 +124,16 @@ type session struct {
 
 func (s *session) run(ctx context.Context) (Result, error) {
 	f := s.r.flow
-	cur := f.start
+	cur, last := f.start, ""
 	for visits := 1; ; visits++ {
 		if ctx.Err() != nil {
-			return Result{Outcome: CallerGone, Node: cur, Visits: visits - 1}, nil
+			return Result{Outcome: CallerGone, Node: last, Visits: visits - 1}, nil
 		}
 		if visits > s.r.maxVisits {
-			return Result{Outcome: Failed, Node: cur, Visits: visits - 1},
-				fmt.Errorf("run flow %s for call %s: %w: %d without ending, at node %q", f.file, s.call.ID, ErrTooManyVisits, s.r.maxVisits, cur)
+			return Result{Outcome: Failed, Node: last, Visits: visits - 1},
+				fmt.Errorf("run flow %s for call %s: %w: %d without ending, at node %q", f.file, s.call.ID, ErrTooManyVisits, s.r.maxVisits, last)
 		}
+		last = cur
 		n := f.nodes[cur]
 		s.log.Debug("ivr node", "node", cur, "type", string(n.typ))
 		st, err := s.exec(ctx, n)

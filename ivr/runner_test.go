@@ -3,6 +3,8 @@ package ivr
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -579,5 +581,39 @@ func TestNewRunnerChecks(t *testing.T) {
 	}
 	if _, err := NewRunner(RunnerConfig{}); err == nil {
 		t.Error("no flow: no error")
+	}
+}
+
+// A caller who hangs up while the CRM is being asked ends the flow at the
+// lookup node; nothing more is played.
+func TestCallerHangsUpDuringLookup(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer srv.Close()
+	crm, err := callerid.NewCRM(callerid.CRMConfig{URL: srv.URL + "/{number}", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	id, err := callerid.NewIdentifier(callerid.IdentifierConfig{DefaultCountry: "US", CRM: crm, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFlow(demoFlowPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(RunnerConfig{Flow: f, Identifier: id, Queue: &testQueue{}, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	ch := newScriptChannel()
+	res, err := r.Run(ctx, ch, &Call{ID: "lookup-gone", Number: "+12125550199"})
+	if err != nil || res.Outcome != CallerGone || res.Node != "identify" {
+		t.Errorf("Run = %+v, %v; want caller_gone at identify", res, err)
+	}
+	if want := []string{"welcome", "recording_notice"}; !slices.Equal(ch.played(), want) {
+		t.Errorf("played %v, want %v", ch.played(), want)
 	}
 }
