@@ -52,8 +52,8 @@ var (
 type Offer struct {
 	Law       media.Law   // the first G.711 law in the offer's order
 	Laws      []media.Law // every G.711 law offered, in order
-	DTMFType  uint8  // telephone-event payload type; 0 when not offered
-	DTMFFmtp  string // the offer's fmtp for telephone-event, echoed back
+	DTMFType  uint8       // telephone-event payload type; 0 when not offered
+	DTMFFmtp  string      // the offer's fmtp for telephone-event, echoed back
 	Addr      *net.UDPAddr
 	Direction Direction
 	SessionID uint64 // o= session id, to notice a new session

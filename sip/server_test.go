@@ -227,7 +227,9 @@ func TestDigitsArriveEveryWay(t *testing.T) {
 		source media.DigitSource
 	}{
 		{"rfc4733", testcaller.DialOptions{}, func(_ context.Context, c *testcaller.Call) error { return c.SendDigit('7', 120*time.Millisecond) }, media.DigitRFC4733},
-		{"rfc4733-no-marker", testcaller.DialOptions{}, func(_ context.Context, c *testcaller.Call) error { return c.SendDigitNoMarker('7', 120*time.Millisecond) }, media.DigitRFC4733},
+		{"rfc4733-no-marker", testcaller.DialOptions{}, func(_ context.Context, c *testcaller.Call) error {
+			return c.SendDigitNoMarker('7', 120*time.Millisecond)
+		}, media.DigitRFC4733},
 		{"inband", testcaller.DialOptions{NoDTMFEvent: true}, func(_ context.Context, c *testcaller.Call) error { return c.SendTone('7', 100*time.Millisecond) }, media.DigitInband},
 		{"sip-info", testcaller.DialOptions{}, func(ctx context.Context, c *testcaller.Call) error {
 			st, err := c.SendInfo(ctx, '7')

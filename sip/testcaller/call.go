@@ -46,12 +46,12 @@ func (t *Tone) Next(pcm []int16) {
 
 // Frame is one received RTP packet, as heard.
 type Frame struct {
-	At     time.Time
-	Seq    uint16
-	TS     uint32
-	SSRC   uint32
-	Marker bool
-	PT     uint8
+	At      time.Time
+	Seq     uint16
+	TS      uint32
+	SSRC    uint32
+	Marker  bool
+	PT      uint8
 	RMS     float64 // of the decoded audio, 0..32767
 	PCM     []int16 // only with DialOptions.KeepFrames
 	Payload []byte  // the G.711 payload, only with DialOptions.KeepFrames
