@@ -103,3 +103,31 @@ func TestSIPpWalksDemoMenu(t *testing.T) {
 		d.waitLog(5*time.Second, "invalid")
 	})
 }
+
+// TestReadmeScenarioIsCurrent keeps the ready-to-run scenario the README
+// tells users to run in step with the template the tests use.
+func TestReadmeScenarioIsCurrent(t *testing.T) {
+	tmpl, err := template.ParseFiles("sipp/demo_dtmf.xml.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, readmeScenario); err != nil {
+		t.Fatal(err)
+	}
+	have, err := os.ReadFile("sipp/demo_press9.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(have) != b.String() {
+		if os.Getenv("IVRD_UPDATE_SCENARIO") != "" {
+			if err := os.WriteFile("sipp/demo_press9.xml", []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatal("e2e/sipp/demo_press9.xml is stale: run IVRD_UPDATE_SCENARIO=1 go test ./e2e -run ReadmeScenario")
+	}
+}
+
+var readmeScenario = map[string]any{"From": "+14155550100", "Wait": 9000, "Gap": 700, "Digits": []string{"9"}}
