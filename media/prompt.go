@@ -137,7 +137,9 @@ func DecodeWAV(data []byte) ([]int16, error) {
 	case format == 1 && bits == 16:
 		sample = func(b []byte) float64 { return float64(int16(binary.LittleEndian.Uint16(b))) / 32768 }
 	case format == 1 && bits == 24:
-		sample = func(b []byte) float64 { return float64(int32(uint32(b[0])<<8|uint32(b[1])<<16|uint32(b[2])<<24)>>8) / 8388608 }
+		sample = func(b []byte) float64 {
+			return float64(int32(uint32(b[0])<<8|uint32(b[1])<<16|uint32(b[2])<<24)>>8) / 8388608
+		}
 	case format == 1 && bits == 32:
 		sample = func(b []byte) float64 { return float64(int32(binary.LittleEndian.Uint32(b))) / 2147483648 }
 	case format == 3 && bits == 32:

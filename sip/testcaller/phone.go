@@ -79,6 +79,7 @@ func NewPhone(cfg PhoneConfig) (*Phone, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	ready := make(chan string, 1)
+	//lint:ignore SA1029 the key's type is sipgo's, not ours
 	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, addr string) { ready <- addr }))
 	errc := make(chan error, 1)
 	p.wg.Add(1)
