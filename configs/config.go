@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,11 +102,13 @@ type PortRange struct {
 	Min, Max int
 }
 
-// UnmarshalYAML reads "min-max".
+// UnmarshalYAML reads "min-max". A bad range is a *yaml.TypeError carrying
+// its line, so the error names the key and decoding goes on to report the
+// other problems in the file.
 func (r *PortRange) UnmarshalYAML(n *yaml.Node) error {
 	pr, err := ParsePortRange(n.Value)
 	if err != nil {
-		return err
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*r = pr
 	return nil
@@ -125,8 +129,9 @@ func ParsePortRange(s string) (PortRange, error) {
 		return PortRange{}, fmt.Errorf("%q: ports must be within 1024-65535", s)
 	case a > b:
 		return PortRange{}, fmt.Errorf("%q: the first port is above the last", s)
-	case b-a < 1:
-		return PortRange{}, fmt.Errorf("%q: a range needs at least 2 ports (RTP and RTCP)", s)
+	case b-(a+a%2) < 1:
+		// RTP takes an even port and RTCP the next one (RFC 3550 §11).
+		return PortRange{}, fmt.Errorf("%q: a range needs an even port and the next one (RTP and RTCP)", s)
 	}
 	return PortRange{Min: a, Max: b}, nil
 }
@@ -168,19 +173,32 @@ func Parse(file string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	cfg.file = file
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErr(file, &root, err)
+		return nil, errors.Join(yamlErr(file, &root, err)...)
 	}
+	var errs, decodeErrs []error
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, yamlErr(file, &root, err)
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, errors.Join(yamlErr(file, &root, err)...)
+			}
+			// Unknown keys and wrong types leave the rest decoded: go on,
+			// so every problem in the file is reported at once.
+			decodeErrs = yamlErr(file, &root, err)
+			errs = append(errs, decodeErrs...)
 		}
 	}
-	var errs []error
-	errs = append(errs, cfg.applyEnv(lookupEnv)...)
+	// Paths from the file are relative to the file; paths from the
+	// environment are relative to the working directory, as on a command line.
 	cfg.resolvePaths(filepath.Dir(file))
-	errs = append(errs, cfg.validate(&root)...)
+	errs = append(errs, cfg.applyEnv(lookupEnv)...)
+	for _, e := range cfg.validate(&root) {
+		if !sameKey(e, decodeErrs) { // already reported as unknown or mistyped
+			errs = append(errs, e)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -192,15 +210,15 @@ var unknownField = regexp.MustCompile(`field (\S+) not found in type configs\.(\
 
 // yamlErr turns yaml.v3's messages ("line 3: field lisen not found in type
 // configs.SIP") into KeyErrors naming the file, line and key path.
-func yamlErr(file string, root *yaml.Node, err error) error {
+func yamlErr(file string, root *yaml.Node, err error) []error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return &KeyError{File: file, Line: line, Key: "(file)", Msg: m[2]}
+			return []error{&KeyError{File: file, Line: line, Key: "(file)", Msg: m[2]}}
 		}
-		return &KeyError{File: file, Key: "(file)", Msg: msg}
+		return []error{&KeyError{File: file, Key: "(file)", Msg: msg}}
 	}
 	var errs []error
 	for _, e := range te.Errors {
@@ -216,7 +234,24 @@ func yamlErr(file string, root *yaml.Node, err error) error {
 		}
 		errs = append(errs, &KeyError{File: file, Line: line, Key: key, Msg: msg})
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// sameKey reports whether e is about a key (or a key within, or around, a
+// key) that one of reported already names.
+func sameKey(e error, reported []error) bool {
+	var ke *KeyError
+	if !errors.As(e, &ke) {
+		return false
+	}
+	for _, r := range reported {
+		var rk *KeyError
+		if errors.As(r, &rk) && rk.Key != "(file)" &&
+			(rk.Key == ke.Key || strings.HasPrefix(ke.Key, rk.Key+".") || strings.HasPrefix(rk.Key, ke.Key+".")) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyAtLine finds the dotted path of the key written on line.
@@ -261,23 +296,26 @@ func keyAtLine(root *yaml.Node, line int) string {
 }
 
 // The environment overrides of the design, so several instances and tests
-// can share one machine.
+// can share one machine. An invalid value is reported under the variable's
+// name and not applied, so it is not blamed on the file as well.
 func (c *Config) applyEnv(lookup func(string) (string, bool)) []error {
 	var errs []error
 	envErr := func(name, v, msg string) {
 		errs = append(errs, &KeyError{Key: name, Msg: fmt.Sprintf("%q %s", v, msg)})
 	}
 	if v, ok := lookup("IVRD_SIP_LISTEN"); ok {
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		if !isHostPort(v) {
 			envErr("IVRD_SIP_LISTEN", v, "is not host:port")
+		} else {
+			c.SIP.Listen = v
 		}
-		c.SIP.Listen = v
 	}
 	if v, ok := lookup("IVRD_HTTP_LISTEN"); ok {
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		if !isHostPort(v) {
 			envErr("IVRD_HTTP_LISTEN", v, "is not host:port")
+		} else {
+			c.HTTP.Listen = v
 		}
-		c.HTTP.Listen = v
 	}
 	if v, ok := lookup("IVRD_RTP_PORTS"); ok {
 		pr, err := ParsePortRange(v)
@@ -288,21 +326,43 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) []error {
 		}
 	}
 	if v, ok := lookup("IVRD_REDIS_URL"); ok {
-		c.Redis.URL = v // empty means the embedded store
+		if v != "" && !isRedisURL(v) { // empty means the embedded store
+			envErr("IVRD_REDIS_URL", redactURL(v), "is not a redis:// or rediss:// URL")
+		} else {
+			c.Redis.URL = v
+		}
 	}
 	if v, ok := lookup("IVRD_RECORDINGS_DIR"); ok {
 		if v == "" {
 			envErr("IVRD_RECORDINGS_DIR", v, "is empty")
+		} else {
+			c.Recordings.Dir = v
 		}
-		c.Recordings.Dir = v
 	}
 	if v, ok := lookup("IVRD_PUBLIC_IP"); ok {
 		if net.ParseIP(v) == nil {
 			envErr("IVRD_PUBLIC_IP", v, "is not an IP address")
+		} else {
+			c.SIP.PublicIP = v
 		}
-		c.SIP.PublicIP = v
 	}
 	return errs
+}
+
+// isHostPort accepts "host:port" with a numeric port (0: any free port);
+// the host may be empty (every interface).
+func isHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && p >= 0 && p <= 65535
+}
+
+func isRedisURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "redis" || u.Scheme == "rediss")
 }
 
 func (c *Config) resolvePaths(dir string) {
@@ -328,7 +388,7 @@ func (c *Config) validate(root *yaml.Node) []error {
 		errs = append(errs, Errorf(c.file, root, strings.Split(path, "."), format, args...))
 	}
 	host, _, err := net.SplitHostPort(c.SIP.Listen)
-	if err != nil {
+	if !isHostPort(c.SIP.Listen) {
 		bad("sip.listen", "%q is not host:port", c.SIP.Listen)
 	}
 	if len(c.SIP.Transports) == 0 {
@@ -357,7 +417,7 @@ func (c *Config) validate(root *yaml.Node) []error {
 	if c.SIP.MaxCalls < 0 {
 		bad("sip.max_calls", "must not be negative (0: no limit)")
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+	if !isHostPort(c.HTTP.Listen) {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
 	}
 	if c.IVR.Flow == "" {
@@ -365,8 +425,8 @@ func (c *Config) validate(root *yaml.Node) []error {
 	} else if err := fileExists(c.IVR.Flow); err != nil {
 		bad("ivr.flow", "%v", err)
 	}
-	for k, v := range c.IVR.Numbers {
-		if err := fileExists(v); err != nil {
+	for _, k := range slices.Sorted(maps.Keys(c.IVR.Numbers)) {
+		if err := fileExists(c.IVR.Numbers[k]); err != nil {
 			bad("ivr.numbers."+k, "%v", err)
 		}
 	}
@@ -392,11 +452,8 @@ func (c *Config) validate(root *yaml.Node) []error {
 	if c.IVR.CRM.Timeout <= 0 {
 		bad("ivr.crm.timeout", "must be positive")
 	}
-	if c.Redis.URL != "" {
-		u, err := url.Parse(c.Redis.URL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			bad("redis.url", "%q is not a redis:// or rediss:// URL", redactURL(c.Redis.URL))
-		}
+	if c.Redis.URL != "" && !isRedisURL(c.Redis.URL) {
+		bad("redis.url", "%q is not a redis:// or rediss:// URL", redactURL(c.Redis.URL))
 	}
 	if c.Recordings.Dir == "" {
 		bad("recordings.dir", "is required")
