@@ -30,6 +30,8 @@ type Config struct {
 	IVR        IVR        `yaml:"ivr"`
 	HTTP       HTTP       `yaml:"http"`
 	Redis      Redis      `yaml:"redis"`
+	Queue      Queue      `yaml:"queue"`
+	Limits     Limits     `yaml:"limits"`
 	Recordings Recordings `yaml:"recordings"`
 	Shutdown   Shutdown   `yaml:"shutdown"`
 	Log        Log        `yaml:"log"`
@@ -78,7 +80,79 @@ type HTTP struct {
 
 // Redis configures shared state.
 type Redis struct {
-	URL string `yaml:"url"` // empty: embedded in-process store
+	URL    string `yaml:"url"`    // empty: embedded in-process store
+	Prefix string `yaml:"prefix"` // key prefix; keys are "<prefix>:{q}:…"
+}
+
+// Queue configures skills, waiting and the agents known at start.
+type Queue struct {
+	Skills            map[string]Skill `yaml:"skills"`
+	ServiceLevel      time.Duration    `yaml:"service_level"`       // answered within this counts for the service level
+	AnnounceEvery     time.Duration    `yaml:"announce_every"`      // position and estimate repeated this often
+	Window            time.Duration    `yaml:"window"`              // throughput window of the estimate
+	DefaultHandleTime time.Duration    `yaml:"default_handle_time"` // until handle times are measured
+	Agents            []AgentDef       `yaml:"agents"`              // created in Redis (offline) at start
+}
+
+// Skill configures one skill's queue.
+type Skill struct {
+	Routing       string        `yaml:"routing"`        // idle (longest idle first) or proficiency
+	AnnounceEvery time.Duration `yaml:"announce_every"` // overrides queue.announce_every
+}
+
+// AgentDef is an agent created at start.
+type AgentDef struct {
+	ID     string         `yaml:"id"`
+	Name   string         `yaml:"name"`
+	Skills map[string]int `yaml:"skills"` // skill → proficiency 1..100
+}
+
+// Limits configures admission rate limits, shared by every instance on the
+// same Redis.
+type Limits struct {
+	InvitesPerSource Rate   `yaml:"invites_per_source"` // new INVITEs per source IP; beyond: 503 + Retry-After
+	CallsPerNumber   Rate   `yaml:"calls_per_number"`   // new calls per caller number
+	NumberAction     string `yaml:"number_action"`      // busy (486) or announce (a "call back later" prompt)
+}
+
+// Rate is "N/unit" (e.g. "20/s", "5/m", "100/h"); "0" or "" turns the limit off.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// UnmarshalYAML reads "20/s".
+func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseRate(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*r = v
+	return nil
+}
+
+// String writes "20/s".
+func (r Rate) String() string {
+	if r.N == 0 {
+		return "off"
+	}
+	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
+	return fmt.Sprintf("%d/%s", r.N, unit)
+}
+
+// ParseRate reads "20/s", "5/m" or "100/h"; "0", "off" and "" mean no limit.
+func ParseRate(s string) (Rate, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" || s == "off" {
+		return Rate{}, nil
+	}
+	num, unit, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.TrimSpace(unit)]
+	if !ok || err != nil || n < 0 || per == 0 {
+		return Rate{}, fmt.Errorf("%q is not a rate like 20/s, 5/m or 100/h", s)
+	}
+	return Rate{N: n, Per: per}, nil
 }
 
 // Recordings configures call recording.
@@ -147,9 +221,19 @@ func Defaults() Config {
 			AckTimeout: 32 * time.Second,
 			MaxCalls:   2000,
 		},
-		Media:      Media{RTPPorts: PortRange{Min: 30000, Max: 30999}},
-		IVR:        IVR{Prompts: "prompts", DefaultCountry: "US", CRM: CRM{Timeout: 500 * time.Millisecond}},
-		HTTP:       HTTP{Listen: "127.0.0.1:8080"},
+		Media: Media{RTPPorts: PortRange{Min: 30000, Max: 30999}},
+		IVR:   IVR{Prompts: "prompts", DefaultCountry: "US", CRM: CRM{Timeout: 500 * time.Millisecond}},
+		HTTP:  HTTP{Listen: "127.0.0.1:8080"},
+		Redis: Redis{Prefix: "ivrd"},
+		Queue: Queue{
+			ServiceLevel: 20 * time.Second, AnnounceEvery: 45 * time.Second,
+			Window: 30 * time.Minute, DefaultHandleTime: 3 * time.Minute,
+		},
+		Limits: Limits{
+			InvitesPerSource: Rate{N: 50, Per: time.Second},
+			CallsPerNumber:   Rate{N: 10, Per: time.Minute},
+			NumberAction:     "announce",
+		},
 		Recordings: Recordings{Dir: "recordings"},
 		Shutdown:   Shutdown{Grace: 30 * time.Second},
 		Log:        Log{Level: "info", Format: "text"},
@@ -455,6 +539,15 @@ func (c *Config) validate(root *yaml.Node) []error {
 	if c.Redis.URL != "" && !isRedisURL(c.Redis.URL) {
 		bad("redis.url", "%q is not a redis:// or rediss:// URL", redactURL(c.Redis.URL))
 	}
+	if c.Redis.Prefix == "" || strings.ContainsAny(c.Redis.Prefix, "{}: ") {
+		bad("redis.prefix", "%q: letters, digits, - and _ (the hash tag is added)", c.Redis.Prefix)
+	}
+	c.validateQueue(bad)
+	switch c.Limits.NumberAction {
+	case "busy", "announce":
+	default:
+		bad("limits.number_action", "%q is not one of busy, announce", c.Limits.NumberAction)
+	}
 	if c.Recordings.Dir == "" {
 		bad("recordings.dir", "is required")
 	}
@@ -473,6 +566,64 @@ func (c *Config) validate(root *yaml.Node) []error {
 	}
 	return errs
 }
+
+// skillName is what a skill may be called (it becomes part of Redis keys).
+var skillName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (c *Config) validateQueue(bad func(path, format string, args ...any)) {
+	q := c.Queue
+	for _, name := range slices.Sorted(maps.Keys(q.Skills)) {
+		sk := q.Skills[name]
+		if !skillName.MatchString(name) {
+			bad("queue.skills."+name, "skill name %q: letters, digits, - and _ only", name)
+		}
+		switch sk.Routing {
+		case "", "idle", "proficiency":
+		default:
+			bad("queue.skills."+name+".routing", "%q is not one of idle, proficiency", sk.Routing)
+		}
+		if sk.AnnounceEvery < 0 {
+			bad("queue.skills."+name+".announce_every", "must not be negative")
+		}
+	}
+	if q.ServiceLevel <= 0 {
+		bad("queue.service_level", "must be positive")
+	}
+	if q.AnnounceEvery <= 0 {
+		bad("queue.announce_every", "must be positive")
+	}
+	if q.Window < time.Minute {
+		bad("queue.window", "must be at least 1m")
+	}
+	if q.DefaultHandleTime <= 0 {
+		bad("queue.default_handle_time", "must be positive")
+	}
+	seen := map[string]bool{}
+	for i, a := range q.Agents {
+		path := "queue.agents." + strconv.Itoa(i)
+		switch {
+		case !skillName.MatchString(a.ID):
+			bad(path+".id", "%q: letters, digits, - and _ only", a.ID)
+		case seen[a.ID]:
+			bad(path+".id", "agent %q is listed twice", a.ID)
+		}
+		seen[a.ID] = true
+		if len(a.Skills) == 0 {
+			bad(path+".skills", "an agent needs at least one skill")
+		}
+		for _, sk := range slices.Sorted(maps.Keys(a.Skills)) {
+			if _, ok := q.Skills[sk]; !ok {
+				bad(path+".skills."+sk, "unknown skill %q (not in queue.skills)", sk)
+			}
+			if lvl := a.Skills[sk]; lvl < 1 || lvl > 100 {
+				bad(path+".skills."+sk, "proficiency %d is not in 1..100", lvl)
+			}
+		}
+	}
+}
+
+// SkillNames lists the configured skills, sorted.
+func (c *Config) SkillNames() []string { return slices.Sorted(maps.Keys(c.Queue.Skills)) }
 
 func fileExists(path string) error {
 	st, err := os.Stat(path)

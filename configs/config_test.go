@@ -278,7 +278,7 @@ log:
 			},
 		},
 		HTTP:       configs.HTTP{Listen: ":9090"},
-		Redis:      configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2"},
+		Redis:      configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "ivrd"},
 		Recordings: configs.Recordings{Dir: "/var/spool/ivrd"},
 		Log:        configs.Log{Level: "debug", Format: "json"},
 	}

@@ -2,7 +2,7 @@ package ivr
 
 import (
 	"context"
-	"fmt"
+	"time"
 
 	"ivrd/ivr/callerid"
 	"ivrd/media"
@@ -24,9 +24,28 @@ type QueueHandler interface {
 	// Queue hands the call to a skill and blocks while the queue owns the
 	// call. It returns the node to continue with: "" when the call is over
 	// (the runner returns QueueDone), QueueNext for the queue node's own
-	// next, or the name of any node of the flow.
-	Queue(ctx context.Context, ch Channel, call *Call, skill string, priority int) (next string, err error)
+	// next, or the name of any node of the flow (req.OnMaxWait, a value of
+	// req.Options).
+	Queue(ctx context.Context, ch Channel, call *Call, req QueueRequest) (next string, err error)
 }
+
+// QueueRequest is what a queue node asks of the queue.
+type QueueRequest struct {
+	Skill         string
+	Priority      int           // higher is served first
+	AnnounceEvery time.Duration // position and estimate repeated this often; 0: the queue's default
+	MaxWait       time.Duration // 0: wait as long as it takes
+	OverflowSkill string        // after MaxWait: move to this skill, keeping the caller's arrival
+	OnMaxWait     string        // after MaxWait: leave the queue for this node
+	// Options are the keys that work while waiting: a node to go to, or
+	// QueueCallbackOption to leave a callback request.
+	Options       map[byte]string
+	OptionsPrompt []string // announces the options
+}
+
+// QueueCallbackOption, as the target of a queue option, lets the caller
+// leave a callback request instead of waiting.
+const QueueCallbackOption = "callback"
 
 // QueueNext, returned by a QueueHandler, hands the call back to the flow at
 // the queue node's `next` (e.g. a voicemail or callback offer when nobody
@@ -34,22 +53,11 @@ type QueueHandler interface {
 const QueueNext = "@next"
 
 // QueueFunc adapts a function to QueueHandler.
-type QueueFunc func(ctx context.Context, ch Channel, call *Call, skill string, priority int) (string, error)
+type QueueFunc func(ctx context.Context, ch Channel, call *Call, req QueueRequest) (string, error)
 
 // Queue calls f.
-func (f QueueFunc) Queue(ctx context.Context, ch Channel, call *Call, skill string, priority int) (string, error) {
-	return f(ctx, ch, call, skill, priority)
-}
-
-// PlaceholderQueue is the queue to wire until a real one exists: it plays
-// the prompts (e.g. "queue_placeholder") and ends the flow.
-func PlaceholderQueue(prompts ...string) QueueHandler {
-	return QueueFunc(func(ctx context.Context, ch Channel, call *Call, skill string, _ int) (string, error) {
-		if err := ch.Play(ctx, prompts...); err != nil {
-			return "", fmt.Errorf("play placeholder for queue %s: %w", skill, err)
-		}
-		return "", nil
-	})
+func (f QueueFunc) Queue(ctx context.Context, ch Channel, call *Call, req QueueRequest) (string, error) {
+	return f(ctx, ch, call, req)
 }
 
 // Identifier finds out who is calling; *callerid.Identifier implements it.

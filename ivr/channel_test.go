@@ -135,13 +135,15 @@ type queueCall struct {
 type testQueue struct {
 	mu    sync.Mutex
 	calls []queueCall
+	reqs  []QueueRequest
 	next  string
 }
 
-func (q *testQueue) Queue(ctx context.Context, ch Channel, call *Call, skill string, priority int) (string, error) {
+func (q *testQueue) Queue(ctx context.Context, ch Channel, call *Call, req QueueRequest) (string, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.calls = append(q.calls, queueCall{skill, priority})
+	q.calls = append(q.calls, queueCall{req.Skill, req.Priority})
+	q.reqs = append(q.reqs, req)
 	next := q.next
 	q.next = "" // hand back once at most
 	return next, nil

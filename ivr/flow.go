@@ -49,7 +49,7 @@ var nodeKeys = map[nodeType][]string{
 	typeLookup:  {"type", "next"},
 	typeBranch:  {"type", "cases", "default"},
 	typeSet:     {"type", "values", "next"},
-	typeQueue:   {"type", "skill", "priority", "next"},
+	typeQueue:   {"type", "skill", "priority", "next", "announce_every", "max_wait", "overflow_skill", "on_max_wait", "options", "options_prompt"},
 	typeHangup:  {"type", "prompt", "prompts"},
 }
 
@@ -100,6 +100,7 @@ type node struct {
 	prompts        promptList
 	invalidPrompts promptList
 	timeoutPrompts promptList
+	optionsPrompts promptList // queue: announces the keys that work while waiting
 	bargeIn        bool
 
 	next      string
@@ -119,8 +120,12 @@ type node struct {
 	cases   []branchCase
 	values  []setValue
 
-	skill        string
-	priorityText string
+	skill         string
+	priorityText  string
+	announceText  string
+	maxWaitText   string
+	overflowSkill string
+	onMaxWait     string
 
 	// Compiled by Validate.
 	timeout    time.Duration
@@ -129,6 +134,13 @@ type node struct {
 	terminator byte
 	optionKeys map[byte]string
 	priority   *template
+	announce   time.Duration // queue: 0 = the queue's default
+	maxWait    time.Duration // queue: 0 = no limit
+}
+
+// promptLists are every prompt-bearing key of the node.
+func (n *node) promptLists() []promptList {
+	return []promptList{n.prompts, n.invalidPrompts, n.timeoutPrompts, n.optionsPrompts}
 }
 
 // LoadFlow reads and parses a flow file. Call Validate on the result.
@@ -202,7 +214,7 @@ func (f *Flow) Prompts() []string {
 	var out []string
 	for _, name := range f.order {
 		n := f.nodes[name]
-		for _, pl := range []promptList{n.prompts, n.invalidPrompts, n.timeoutPrompts} {
+		for _, pl := range n.promptLists() {
 			out = append(out, pl.names...)
 		}
 	}
@@ -390,10 +402,12 @@ func (p *parser) node(name string, val *yaml.Node, path []string) *node {
 func (p *parser) nodeField(n *node, key string, v *yaml.Node, kp []string) {
 	switch key {
 	case "type":
-	case "prompt", "prompts", "invalid_prompt", "timeout_prompt":
+	case "prompt", "prompts", "invalid_prompt", "timeout_prompt", "options_prompt":
 		names, list, _ := p.strs(v, kp)
 		pl := promptList{key: key, names: names, list: list}
 		switch key {
+		case "options_prompt":
+			n.optionsPrompts = pl
 		case "invalid_prompt":
 			n.invalidPrompts = pl
 		case "timeout_prompt":
@@ -429,6 +443,14 @@ func (p *parser) nodeField(n *node, key string, v *yaml.Node, kp []string) {
 		n.skill, _ = p.str(v, kp)
 	case "priority":
 		n.priorityText, _ = p.str(v, kp)
+	case "announce_every":
+		n.announceText, _ = p.str(v, kp)
+	case "max_wait":
+		n.maxWaitText, _ = p.str(v, kp)
+	case "overflow_skill":
+		n.overflowSkill, _ = p.str(v, kp)
+	case "on_max_wait":
+		n.onMaxWait, _ = p.str(v, kp)
 	case "options":
 		p.each(v, kp, func(k string, target *yaml.Node, op []string) {
 			t, _ := p.str(target, op)

@@ -99,6 +99,24 @@ nodes:
   bye: {type: hangup}
 `, []string{`flows/t.yaml:8: nodes.menu.options.1: unknown node "biling" (did you mean "billing"?)`,
 			`flows/t.yaml:12: nodes.billing: unreachable: no path from start (menu) leads here`}},
+		{"queue node settings", `
+start: q
+nodes:
+  q:
+    type: queue
+    skill: billing
+    max_wait: 5s
+    announce_every: forever
+    options: {"1": callback, "2": nowhere, "x": q}
+  r: {type: queue, skill: billing, overflow_skill: billing, on_max_wait: q}
+`, []string{`flows/t.yaml:7: nodes.q.max_wait: duration 5s out of range: 10s to 24h0m0s`,
+			`flows/t.yaml:8: nodes.q.announce_every: invalid duration "forever"`,
+			`flows/t.yaml:9: nodes.q.options.2: unknown node "nowhere"`,
+			`nodes.q.options.x: invalid key "x"`,
+			`nodes.q.options: callers must hear the options: add options_prompt`,
+			`flows/t.yaml:10: nodes.r.max_wait: missing: overflow_skill and on_max_wait need a max_wait`,
+			`nodes.r.on_max_wait: give overflow_skill or on_max_wait, not both`,
+			`nodes.r.overflow_skill: overflows to its own skill "billing"`}},
 		{"missing prompt", `
 start: a
 nodes:

@@ -286,7 +286,12 @@ func (s *session) enqueue(ctx context.Context, n *node) (step, error) {
 	s.call.Skill = n.skill
 	s.call.Priority = prio
 	s.log.Info("queueing call", "node", n.name, "skill", n.skill, "priority", prio)
-	next, err := s.r.queue.Queue(ctx, s.ch, s.call, n.skill, prio)
+	req := QueueRequest{
+		Skill: n.skill, Priority: prio, AnnounceEvery: n.announce, MaxWait: n.maxWait,
+		OverflowSkill: n.overflowSkill, OnMaxWait: n.onMaxWait,
+		Options: n.optionKeys, OptionsPrompt: n.optionsPrompts.names,
+	}
+	next, err := s.r.queue.Queue(ctx, s.ch, s.call, req)
 	switch {
 	case err != nil:
 		return step{}, fmt.Errorf("queue to %s: %w", n.skill, err)

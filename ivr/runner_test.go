@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -544,7 +545,7 @@ func TestQueueErrorFailsTheCall(t *testing.T) {
 	f := mustParse(t, "start: q\nnodes:\n  q: {type: queue, skill: billing}\n")
 	boom := errors.New("redis down")
 	r, err := NewRunner(RunnerConfig{Flow: f, Logger: (&logBuffer{}).logger(),
-		Queue: QueueFunc(func(context.Context, Channel, *Call, string, int) (string, error) { return "", boom })})
+		Queue: QueueFunc(func(context.Context, Channel, *Call, QueueRequest) (string, error) { return "", boom })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,16 +555,38 @@ func TestQueueErrorFailsTheCall(t *testing.T) {
 	}
 }
 
-func TestPlaceholderQueue(t *testing.T) {
-	f := mustParse(t, "start: q\nnodes:\n  q: {type: queue, skill: billing}\n")
-	r, err := NewRunner(RunnerConfig{Flow: f, Queue: PlaceholderQueue("queue_placeholder"), Logger: (&logBuffer{}).logger()})
+// A queue node's settings reach the queue as one request.
+func TestQueueNodeRequest(t *testing.T) {
+	f := mustParse(t, `start: q
+nodes:
+  q:
+    type: queue
+    skill: billing
+    priority: "7"
+    announce_every: 30s
+    max_wait: 10m
+    on_max_wait: voicemail
+    options: {"1": callback, "*": menu}
+    options_prompt: [queue_options]
+  voicemail: {type: hangup, prompts: [goodbye]}
+  menu: {type: hangup}
+`)
+	q := &testQueue{next: "menu"}
+	r, err := NewRunner(RunnerConfig{Flow: f, Queue: q, Logger: (&logBuffer{}).logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := newScriptChannel()
-	res, err := r.Run(context.Background(), ch, &Call{ID: "p"})
-	if err != nil || res.Outcome != QueueDone || !slices.Equal(ch.played(), []string{"queue_placeholder"}) {
-		t.Errorf("Run = %+v, %v, played %v", res, err, ch.played())
+	res, err := r.Run(context.Background(), newScriptChannel(), &Call{ID: "q"})
+	if err != nil || res.Outcome != Hangup || res.Node != "menu" {
+		t.Fatalf("Run = %+v, %v; want the node the queue handed back", res, err)
+	}
+	want := QueueRequest{
+		Skill: "billing", Priority: 7, AnnounceEvery: 30 * time.Second, MaxWait: 10 * time.Minute,
+		OnMaxWait: "voicemail", Options: map[byte]string{'1': QueueCallbackOption, '*': "menu"},
+		OptionsPrompt: []string{"queue_options"},
+	}
+	if got := q.reqs[0]; !reflect.DeepEqual(got, want) {
+		t.Errorf("request\n got %+v\nwant %+v", got, want)
 	}
 }
 

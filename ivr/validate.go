@@ -57,7 +57,7 @@ func (f *Flow) Validate(hasPrompt func(name string) bool) error {
 	if hasPrompt != nil {
 		for _, name := range f.order {
 			n := f.nodes[name]
-			for _, pl := range []promptList{n.prompts, n.invalidPrompts, n.timeoutPrompts} {
+			for _, pl := range n.promptLists() {
 				for i, p := range pl.names {
 					if !hasPrompt(p) {
 						v.errf(v.promptPath(n, pl, i), "unknown prompt %q", p)
@@ -135,6 +135,41 @@ func (v *validator) duration(n *node, key, text string, def time.Duration) time.
 	return def
 }
 
+// longDuration compiles a duration that may be longer than a menu's
+// timeout (announcement intervals, maximum waits).
+func (v *validator) longDuration(n *node, key, text string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(text)
+	switch {
+	case err != nil:
+		v.errf(nodePath(n, key), "invalid duration %q: want e.g. 45s or 10m", text)
+	case d < lo || d > hi:
+		v.errf(nodePath(n, key), "duration %s out of range: %s to %s", d, lo, hi)
+	default:
+		return d
+	}
+	return 0
+}
+
+// CheckSkills checks the skills the flow's queue nodes name (skill and
+// overflow_skill) against the configured ones; known reports whether a
+// skill exists. Errors name the file, line and key.
+func (f *Flow) CheckSkills(known func(skill string) bool) error {
+	var errs []error
+	for _, name := range f.order {
+		n := f.nodes[name]
+		if n.typ != typeQueue {
+			continue
+		}
+		if n.skill != "" && !known(n.skill) {
+			errs = append(errs, keyError(f.file, f.root, nodePath(n, "skill"), "unknown skill %q (not in queue.skills)", n.skill))
+		}
+		if n.overflowSkill != "" && !known(n.overflowSkill) {
+			errs = append(errs, keyError(f.file, f.root, nodePath(n, "overflow_skill"), "unknown skill %q (not in queue.skills)", n.overflowSkill))
+		}
+	}
+	return joinSorted(errs)
+}
+
 func (v *validator) retries(n *node) int {
 	if !n.present["retries"] {
 		return defaultRetries
@@ -165,7 +200,7 @@ func (v *validator) node(n *node) {
 	if n.present[promptKey] && !hasPrompts {
 		v.errf(nodePath(n, promptKey), "empty: name at least one prompt")
 	}
-	for _, pl := range []promptList{n.prompts, n.invalidPrompts, n.timeoutPrompts} {
+	for _, pl := range n.promptLists() {
 		for i, p := range pl.names {
 			if p == "" {
 				v.errf(v.promptPath(n, pl, i), "empty prompt name")
@@ -301,6 +336,39 @@ func (v *validator) node(n *node) {
 			n.priority = &t
 		}
 		v.target(n, "next", n.next, false)
+		n.announce = 0
+		if n.present["announce_every"] {
+			n.announce = v.longDuration(n, "announce_every", n.announceText, 10*time.Second, time.Hour)
+		}
+		n.maxWait = 0
+		if n.present["max_wait"] {
+			n.maxWait = v.longDuration(n, "max_wait", n.maxWaitText, 10*time.Second, 24*time.Hour)
+			if n.overflowSkill == "" && n.onMaxWait == "" {
+				v.errf(nodePath(n, "max_wait"), "say where callers go after it: overflow_skill or on_max_wait")
+			}
+		} else if n.present["overflow_skill"] || n.present["on_max_wait"] {
+			v.errf(nodePath(n, "max_wait"), "missing: overflow_skill and on_max_wait need a max_wait")
+		}
+		if n.overflowSkill != "" && n.onMaxWait != "" {
+			v.errf(nodePath(n, "on_max_wait"), "give overflow_skill or on_max_wait, not both")
+		}
+		if n.present["overflow_skill"] && n.overflowSkill == n.skill {
+			v.errf(nodePath(n, "overflow_skill"), "overflows to its own skill %q", n.skill)
+		}
+		v.target(n, "on_max_wait", n.onMaxWait, false)
+		n.optionKeys = make(map[byte]string, len(n.options))
+		for _, o := range n.options {
+			path := nodePath(n, "options", o.key)
+			if k, ok := v.dtmfKey(path, o.key); ok {
+				n.optionKeys[k] = o.target
+			}
+			if o.target != QueueCallbackOption {
+				v.target(n, "options", o.target, true, path...)
+			}
+		}
+		if len(n.options) > 0 && len(n.optionsPrompts.names) == 0 {
+			v.errf(nodePath(n, "options"), "callers must hear the options: add options_prompt")
+		}
 
 	case typeHangup:
 	}
@@ -308,8 +376,11 @@ func (v *validator) node(n *node) {
 
 // successors returns the nodes a node can lead to.
 func (n *node) successors() []string {
-	out := []string{n.next, n.onInvalid, n.onTimeout, n.def}
+	out := []string{n.next, n.onInvalid, n.onTimeout, n.def, n.onMaxWait}
 	for _, o := range n.options {
+		if n.typ == typeQueue && o.target == QueueCallbackOption {
+			continue
+		}
 		out = append(out, o.target)
 	}
 	for _, c := range n.cases {
