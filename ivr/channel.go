@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"ivrd/ivr/callerid"
@@ -65,3 +66,34 @@ func (f QueueFunc) Queue(ctx context.Context, ch Channel, call *Call, req QueueR
 type Identifier interface {
 	Identify(ctx context.Context, callID, number string) callerid.Caller
 }
+
+// MediaChannel plays prompts by name from a library on a call's media
+// session: the Channel every real call uses.
+type MediaChannel struct {
+	sess    *media.Session
+	prompts *media.Library
+	buf     []*media.Prompt
+}
+
+// NewMediaChannel returns the channel of one call. Use it from the call's
+// goroutine (Play reuses a buffer).
+func NewMediaChannel(sess *media.Session, prompts *media.Library) *MediaChannel {
+	return &MediaChannel{sess: sess, prompts: prompts}
+}
+
+// Play implements Channel.
+func (ch *MediaChannel) Play(ctx context.Context, names ...string) error {
+	ch.buf = ch.buf[:0]
+	for _, n := range names {
+		p, ok := ch.prompts.Get(n)
+		if !ok {
+			// Flows are validated against the prompts at start.
+			return fmt.Errorf("play: no prompt %q", n)
+		}
+		ch.buf = append(ch.buf, p)
+	}
+	return ch.sess.Play(ctx, ch.buf...)
+}
+
+// Digits implements Channel.
+func (ch *MediaChannel) Digits() <-chan media.Digit { return ch.sess.Digits() }

@@ -522,6 +522,9 @@ type ReconcileReport struct {
 	Removed  int      // queue entries removed: call missing or not waiting
 	Repaired int      // agents freed from a reservation or call that was not theirs
 	Missing  []string // live calls Redis did not have (the caller restores them)
+	// Abandoned counts callers who hung up while Redis was unreachable,
+	// removed now (Queue.Reconcile only).
+	Abandoned int
 }
 
 // Reconcile repairs Redis after a start or a reconnect: live lists the

@@ -54,6 +54,9 @@ type Call struct {
 	Source    string   // where the INVITE came from (host:port)
 	Media     *media.Session
 	Log       *slog.Logger // carries call_id
+	// Refused is set when admission refused the call but asked for it to be
+	// answered so the caller hears why (Rejection.Announce).
+	Refused *Rejection
 
 	srv      *Server
 	invite   *sip.Request // the INVITE with our To tag, for building responses

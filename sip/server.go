@@ -42,6 +42,10 @@ type Rejection struct {
 	Status     int
 	Reason     string
 	RetryAfter time.Duration // Retry-After header when > 0
+	// Announce answers the call anyway and leaves the refusal to the
+	// Handler (Call.Refused), which tells the caller in words and hangs
+	// up: friendlier than a busy tone for a person dialling again.
+	Announce bool
 }
 
 func (r *Rejection) Error() string { return fmt.Sprintf("%d %s", r.Status, r.Reason) }
@@ -442,10 +446,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.mu.Unlock()
 
 	caller := callerIdentity(req)
+	var refused *Rejection
 	if s.cfg.Admit != nil {
 		if rej := s.cfg.Admit(context.Background(), req.Source(), caller); rej != nil {
-			s.reject(tx, req, log, OutcomeRejected, rej, "admission refused")
-			return
+			if !rej.Announce {
+				s.reject(tx, req, log, OutcomeRejected, rej, "admission refused")
+				return
+			}
+			log.Info("admission refused: the caller is told before the call ends", "status", rej.Status, "reason", rej.Reason)
+			refused = rej
 		}
 	}
 
@@ -489,6 +498,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	c := newCall(s, req, tx, caller, offer, sess, log)
+	c.Refused = refused
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()

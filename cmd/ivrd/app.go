@@ -13,6 +13,7 @@ import (
 	"ivrd/ivr"
 	"ivrd/ivr/callerid"
 	"ivrd/media"
+	"ivrd/queue"
 	"ivrd/sip"
 )
 
@@ -24,13 +25,15 @@ type app struct {
 	ports   *media.PortPool
 	flows   map[string]*ivr.Runner // by dialled user
 	def     *ivr.Runner
+	queue   ivr.QueueHandler
 }
 
 // loadApp loads and checks everything the configuration names, so a bad
 // prompt, flow or directory stops ivrd at start (and fails -check-config),
-// never mid-call.
-func loadApp(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer) (*app, error) {
-	a := &app{log: log, flows: make(map[string]*ivr.Runner)}
+// never mid-call. q handles queue nodes; nil (for -check-config) checks the
+// flows without one.
+func loadApp(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer, q ivr.QueueHandler) (*app, error) {
+	a := &app{log: log, flows: make(map[string]*ivr.Runner), queue: q}
 	var err error
 	a.prompts, err = media.LoadLibrary(cfg.IVR.Prompts)
 	if err != nil {
@@ -66,8 +69,20 @@ func loadApp(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer) (
 		return nil, err
 	}
 
-	// Until the queue exists, a queue node plays a notice and the call ends.
-	queue := ivr.PlaceholderQueue("queue_placeholder")
+	var missing []string
+	for _, name := range append(queue.Prompts(), callBackLater) {
+		if _, ok := a.prompts.Get(name); !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s: the queue needs these prompts: %v", cfg.IVR.Prompts, missing)
+	}
+	if q == nil {
+		q = ivr.QueueFunc(func(context.Context, ivr.Channel, *ivr.Call, ivr.QueueRequest) (string, error) {
+			return "", errors.New("no queue")
+		})
+	}
 	loaded := make(map[string]*ivr.Runner)
 	load := func(path string) (*ivr.Runner, error) {
 		if r, ok := loaded[path]; ok {
@@ -80,7 +95,10 @@ func loadApp(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer) (
 		if err := flow.Validate(func(name string) bool { _, ok := a.prompts.Get(name); return ok }); err != nil {
 			return nil, err
 		}
-		r, err := ivr.NewRunner(ivr.RunnerConfig{Flow: flow, Identifier: ident, Queue: queue, Logger: log, Metrics: metrics})
+		if err := flow.CheckSkills(func(s string) bool { _, ok := cfg.Queue.Skills[s]; return ok }); err != nil {
+			return nil, err
+		}
+		r, err := ivr.NewRunner(ivr.RunnerConfig{Flow: flow, Identifier: ident, Queue: q, Logger: log, Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -111,8 +129,18 @@ func loadApp(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer) (
 	return a, nil
 }
 
+// callBackLater is what a caller over the per-number limit hears.
+const callBackLater = "call_back_later"
+
 // HandleCall runs the flow for the number the caller dialled.
 func (a *app) HandleCall(ctx context.Context, c *sip.Call) {
+	if c.Refused != nil {
+		ch := ivr.NewMediaChannel(c.Media, a.prompts)
+		if err := ch.Play(ctx, callBackLater); err != nil && ctx.Err() == nil {
+			c.Log.Warn("play refusal", "error", err)
+		}
+		return
+	}
 	r := a.flows[c.Dialed]
 	if r == nil {
 		r = a.def
@@ -123,30 +151,8 @@ func (a *app) HandleCall(ctx context.Context, c *sip.Call) {
 		DisplayName: c.Caller.DisplayName,
 		Dialed:      c.Dialed,
 	}
-	res, err := r.Run(ctx, &channel{sess: c.Media, prompts: a.prompts}, call)
+	res, err := r.Run(ctx, ivr.NewMediaChannel(c.Media, a.prompts), call)
 	if err != nil {
 		c.Log.Error("ivr flow failed", "node", res.Node, "error", err)
 	}
 }
-
-// channel lets the IVR play prompts by name on a call's media session.
-type channel struct {
-	sess    *media.Session
-	prompts *media.Library
-	buf     []*media.Prompt
-}
-
-func (ch *channel) Play(ctx context.Context, names ...string) error {
-	ch.buf = ch.buf[:0]
-	for _, n := range names {
-		p, ok := ch.prompts.Get(n)
-		if !ok {
-			// Flows are validated against the prompts at start.
-			return fmt.Errorf("play: no prompt %q", n)
-		}
-		ch.buf = append(ch.buf, p)
-	}
-	return ch.sess.Play(ctx, ch.buf...)
-}
-
-func (ch *channel) Digits() <-chan media.Digit { return ch.sess.Digits() }

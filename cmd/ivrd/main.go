@@ -21,10 +21,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"ivrd/configs"
+	"ivrd/queue"
 	"ivrd/sip"
+	"ivrd/web"
 )
 
 func main() {
@@ -42,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *checkPath != "" {
 		cfg, err := configs.Load(*checkPath)
 		if err == nil {
-			_, err = loadApp(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			_, err = loadApp(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), nil)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", *checkPath, err)
@@ -80,11 +81,26 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 func serve(cfg *configs.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := loadApp(cfg, log, reg)
+	q, backend, err := openQueue(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	a, err := loadApp(cfg, log, reg, q)
 	if err != nil {
 		return err
 	}
 	log.Info("ivrd starting", cfg.Summary()...)
+	qctx, stopQueue := context.WithCancel(context.Background())
+	queueDone := make(chan struct{})
+	go func() {
+		defer close(queueDone)
+		q.Run(qctx)
+	}()
+	defer func() {
+		stopQueue()
+		<-queueDone
+	}()
 
 	srv, err := sip.NewServer(sip.Config{
 		Listen:      cfg.SIP.Listen,
@@ -97,6 +113,7 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		MaxCalls:    cfg.SIP.MaxCalls,
 		Ports:       a.ports,
 		Handler:     a,
+		Admit:       admit(queue.NewLimiter(q.Store()), cfg.Limits, log),
 		Metrics:     sip.NewMetrics(reg),
 		Logger:      log,
 	})
@@ -107,7 +124,13 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		return err
 	}
 
-	httpSrv, httpAddr, err := startHTTP(cfg.HTTP.Listen, reg, log)
+	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log})
+	if err != nil {
+		shutdownSIP(srv, 0, log)
+		return err
+	}
+	log.Warn("the HTTP API has no accounts yet: anyone who can reach " + cfg.HTTP.Listen + " can read queue and agent state")
+	httpSrv, httpAddr, err := startHTTP(cfg.HTTP.Listen, api, log)
 	if err != nil {
 		shutdownSIP(srv, 0, log)
 		return err
@@ -138,20 +161,13 @@ func shutdownSIP(srv *sip.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-// startHTTP serves /healthz and /metrics; the API and the agent and
-// supervisor pages come with the queue.
-func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+// startHTTP serves the API, /healthz and /metrics.
+func startHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("http: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "error", err)

@@ -6,7 +6,10 @@ local id, skill, score, enq, owner, day, count =
 local ck = key('call', id)
 local c = redis.call('HMGET', ck, 'state', 'skill')
 if c[1] and c[1] ~= 'waiting' then return redis.error_reply('BUSY ' .. c[1]) end
-if c[2] and c[2] ~= skill then wait_rem(c[2], id) end
+if c[2] and c[2] ~= skill then
+  wait_rem(c[2], id)
+  if count == '1' then stat(c[2], day, 'overflowed', 1) end
+end
 for i = 9, #ARGV, 2 do redis.call('HSET', ck, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', ck, 'id', id, 'skill', skill, 'score', score, 'enq', enq, 'owner', owner, 'state', 'waiting')
 redis.call('HDEL', ck, 'agent')
