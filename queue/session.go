@@ -324,6 +324,7 @@ func (s *session) callback(ctx context.Context) (bool, error) {
 		number = s.call.Number
 	}
 	number = dialable(number)
+	s.log.Info("callback option chosen", "number", number)
 	for attempt := 0; attempt < 3; attempt++ {
 		if number == "" {
 			digits, err := s.collect(ctx, []string{PromptCallbackEnter}, 15, 8*time.Second)

@@ -322,3 +322,221 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func TestMatchedCallerReachesAgentWithoutAnnouncement(t *testing.T) {
+	h := newQHarness(t, harnessOpts{connector: true})
+	ctx := ctxTimeout(t, 20*time.Second)
+	addAgent(t, h.st, "a1", map[string]int{"billing": 5}, Available)
+	h.q.Kick()
+	c := h.dial(ctx, "+15550000010")
+	if err := c.WaitBye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := h.result(ctx)
+	if res.err != nil || res.next != "" {
+		t.Fatalf("queue returned %+v, want the call over", res)
+	}
+	heard := h.heard(c, 0)
+	if !slices.Contains(heard, PromptConnecting) || slices.Contains(heard, "you_are_caller") {
+		t.Fatalf("heard %v: want connecting and no announcement for a caller answered at once", heard)
+	}
+	offers := h.conn.got()
+	if len(offers) != 1 || offers[0].Agent != "a1" || offers[0].Skill != "billing" {
+		t.Fatalf("offers %+v", offers)
+	}
+	r := h.report("billing")
+	if r.Answered != 1 || r.Waiting != 0 || r.Abandoned != 0 || r.Agents.WrapUp != 1 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestDeclinedOfferPutsCallerBackAtHead(t *testing.T) {
+	h := newQHarness(t, harnessOpts{connector: true})
+	ctx := ctxTimeout(t, 20*time.Second)
+	h.conn.mu.Lock()
+	h.conn.refuse = true
+	h.conn.mu.Unlock()
+	first := h.dial(ctx, "+15550000020")
+	h.waitFor(ctx, "first caller waiting", func() bool { return h.report("billing").Waiting == 1 })
+	second := h.dial(ctx, "+15550000021")
+	h.waitFor(ctx, "second caller waiting", func() bool { return h.report("billing").Waiting == 2 })
+	addAgent(t, h.st, "decliner", map[string]int{"billing": 5}, Available)
+	h.q.Kick()
+	h.waitFor(ctx, "an offer declined", func() bool { return len(h.conn.got()) == 1 })
+	a, err := h.st.GetAgent(ctx, "decliner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != NotReady || a.Reason != "declined" {
+		t.Fatalf("agent after declining: %+v", a)
+	}
+	firstID := h.conn.got()[0].Call
+	if pos, err := h.st.Position(ctx, "billing", firstID); err != nil || pos != 1 {
+		t.Fatalf("declined caller at %d (%v), want the head", pos, err)
+	}
+	// The next agent takes the same caller first.
+	h.conn.mu.Lock()
+	h.conn.refuse = false
+	h.conn.mu.Unlock()
+	addAgent(t, h.st, "taker", map[string]int{"billing": 5}, Available)
+	h.q.Kick()
+	h.waitFor(ctx, "second offer", func() bool { return len(h.conn.got()) == 2 })
+	if got := h.conn.got()[1]; got.Call != firstID || got.Agent != "taker" {
+		t.Fatalf("second offer %+v, want %s to taker", got, firstID)
+	}
+	_ = first.WaitBye(ctx)
+	_ = second.Hangup(ctx)
+}
+
+func TestOptionBackToMenu(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	h.req = func(string) ivr.QueueRequest {
+		return ivr.QueueRequest{Skill: "billing", Options: map[byte]string{'*': "main_menu", '1': ivr.QueueCallbackOption},
+			OptionsPrompt: []string{"queue_options"}}
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	c := h.dial(ctx, "+15550000030")
+	h.waitHeard(ctx, c, 0, "you_are_caller", "num_1", "queue_options")
+	if err := c.SendDigit('*', 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	res := h.result(ctx)
+	if res.err != nil || res.next != "main_menu" {
+		t.Fatalf("queue returned %+v, want main_menu", res)
+	}
+	r := h.report("billing")
+	if r.ToMenu != 1 || r.Waiting != 0 || r.Abandoned != 0 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestCallbackConfirmsCallerNumber(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	h.req = func(string) ivr.QueueRequest {
+		return ivr.QueueRequest{Skill: "billing", Options: map[byte]string{'1': ivr.QueueCallbackOption},
+			OptionsPrompt: []string{"queue_options"}}
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	other := h.dial(ctx, "+15550000040") // someone ahead
+	h.waitFor(ctx, "first waiting", func() bool { return h.report("billing").Waiting == 1 })
+	c := h.dial(ctx, "+1 (415) 555-0101")
+	h.waitHeard(ctx, c, 0, "queue_options")
+	mark := c.Mark()
+	if err := c.SendDigit('1', 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	h.waitHeard(ctx, c, mark, PromptCallbackAt, "num_1", "num_4", "num_1", "num_5", "num_5", "num_5", "num_5", "num_0", "num_1", "num_0", "num_1", PromptCallbackChoice)
+	if err := c.SendDigit('1', 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	h.waitHeard(ctx, c, mark, PromptCallbackDone)
+	if err := c.WaitBye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cbs, err := h.st.Callbacks(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cbs) != 1 || cbs[0].Number != "+14155550101" {
+		t.Fatalf("callbacks %+v", cbs)
+	}
+	r := h.report("billing")
+	if r.Callbacks != 1 || r.Waiting != 1 || r.Abandoned != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	_ = other.Hangup(ctx)
+}
+
+func TestCallbackToAnotherNumber(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	h.req = func(string) ivr.QueueRequest {
+		return ivr.QueueRequest{Skill: "billing", Options: map[byte]string{'1': ivr.QueueCallbackOption},
+			OptionsPrompt: []string{"queue_options"}}
+	}
+	ctx := ctxTimeout(t, 25*time.Second)
+	c := h.dial(ctx, "anonymous")
+	h.waitHeard(ctx, c, 0, "queue_options")
+	mark := c.Mark()
+	send := func(keys string) {
+		for i := 0; i < len(keys); i++ {
+			if err := c.SendDigit(keys[i], 80*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(60 * time.Millisecond)
+		}
+	}
+	send("1")
+	// No usable caller number: asked for one straight away.
+	h.waitHeard(ctx, c, mark, PromptCallbackEnter)
+	send("5551234#")
+	h.waitHeard(ctx, c, mark, PromptCallbackAt, "num_5", "num_5", "num_5", "num_1", "num_2", "num_3", "num_4", PromptCallbackChoice)
+	send("1")
+	if err := c.WaitBye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cbs, err := h.st.Callbacks(ctx, "billing")
+	if err != nil || len(cbs) != 1 || cbs[0].Number != "5551234" {
+		t.Fatalf("callbacks %+v %v", cbs, err)
+	}
+}
+
+func TestMaxWaitOverflowsToAnotherSkill(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	h.req = func(string) ivr.QueueRequest {
+		return ivr.QueueRequest{Skill: "billing", MaxWait: time.Second, OverflowSkill: "general"}
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	start := time.Now()
+	c := h.dial(ctx, "+15550000050")
+	h.waitFor(ctx, "overflow", func() bool { return h.report("general").Waiting == 1 })
+	b, g := h.report("billing"), h.report("general")
+	if b.Waiting != 0 || b.Overflowed != 1 || g.Offered != 1 {
+		t.Fatalf("billing %+v general %+v", b, g)
+	}
+	// The caller kept their arrival time: the longest wait in general
+	// counts from when they called.
+	if lw := time.Duration(g.LongestWaitS * float64(time.Second)); lw < time.Second-200*time.Millisecond || lw > time.Since(start)+time.Second {
+		t.Fatalf("longest wait in general %v", lw)
+	}
+	_ = c.Hangup(ctx)
+	h.waitFor(ctx, "abandon in general", func() bool { return h.report("general").Abandoned == 1 })
+}
+
+func TestMaxWaitToFlowNode(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	h.req = func(string) ivr.QueueRequest {
+		return ivr.QueueRequest{Skill: "billing", MaxWait: time.Second, OnMaxWait: "voicemail"}
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	h.dial(ctx, "+15550000060")
+	res := h.result(ctx)
+	if res.err != nil || res.next != "voicemail" {
+		t.Fatalf("queue returned %+v", res)
+	}
+	if r := h.report("billing"); r.Overflowed != 1 || r.Waiting != 0 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+// A caller inserted ahead with priority must not make the announced
+// position go up ("you are caller 1 … you are caller 2").
+func TestAnnouncedPositionNeverGoesUp(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	prio := map[string]int{"+15550000071": 10}
+	h.req = func(n string) ivr.QueueRequest { return ivr.QueueRequest{Skill: "billing", Priority: prio[n]} }
+	ctx := ctxTimeout(t, 25*time.Second)
+	c := h.dial(ctx, "+15550000070")
+	h.waitHeard(ctx, c, 0, "you_are_caller", "num_1")
+	vip := h.dial(ctx, "+15550000071")
+	h.waitFor(ctx, "vip ahead", func() bool {
+		pos, err := h.st.Position(ctx, "billing", c.Response().CallID().Value())
+		return err == nil && pos == 2
+	})
+	mark := c.Mark()
+	got := h.waitHeard(ctx, c, mark, PromptPleaseHold)
+	if slices.Contains(got, "num_2") || slices.Contains(got, "you_are_caller") {
+		t.Fatalf("after the VIP went ahead the caller heard %v: the position went up", got)
+	}
+	_ = vip.Hangup(ctx)
+	_ = c.Hangup(ctx)
+}

@@ -273,6 +273,12 @@ func TestDigitsArriveEveryWay(t *testing.T) {
 					t.Fatalf("digit %d not received", i)
 				}
 			}
+			// Two presses are two digits: not one per packet.
+			select {
+			case d := <-h.digits:
+				t.Fatalf("a third digit %q arrived from two presses", d.Key)
+			case <-time.After(300 * time.Millisecond):
+			}
 			if err := call.WaitBye(ctx); err != nil {
 				t.Fatal(err)
 			}

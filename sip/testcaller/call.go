@@ -206,7 +206,16 @@ func (c *Call) sendLoop() {
 		if len(queue) == 0 {
 			select {
 			case q := <-c.digitsQ:
-				queue = q
+				// Every packet of one RFC 4733 event carries the timestamp
+				// of the event's start (§2.5.1.2); a changing timestamp
+				// would read as a new key press per packet.
+				queue = make([]outFrame, len(q))
+				for i, f := range q {
+					if !f.fixedTS {
+						f.ts, f.fixedTS = c.ts, true
+					}
+					queue[i] = f
+				}
 			default:
 			}
 		}
