@@ -25,13 +25,17 @@ func NewPortPool(min, max int) (*PortPool, error) {
 	if min < 1 || max > 65535 || min > max {
 		return nil, fmt.Errorf("RTP port range %d-%d is not a valid range", min, max)
 	}
-	if min%2 == 1 {
-		min++
+	lo, hi := min, max
+	if lo%2 == 1 {
+		lo++
 	}
-	if max-min < 1 {
+	if hi%2 == 0 { // an even last port's RTCP port would fall outside the range
+		hi--
+	}
+	if hi-lo < 1 {
 		return nil, fmt.Errorf("RTP port range %d-%d holds no RTP/RTCP pair", min, max)
 	}
-	return &PortPool{min: min, max: max, next: min, inUse: make(map[int]bool)}, nil
+	return &PortPool{min: lo, max: hi, next: lo, inUse: make(map[int]bool)}, nil
 }
 
 // Listen binds a UDP socket on ip at a free even port of the range, trying

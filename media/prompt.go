@@ -159,9 +159,11 @@ func DecodeWAV(data []byte) ([]int16, error) {
 		mono[i] = sum / float64(channels)
 	}
 	out := resample(mono, int(rate), SampleRate)
+	// Samples were scaled by 1/32768 on the way in, so 32768 on the way out
+	// makes 16-bit PCM come back bit for bit.
 	pcm := make([]int16, len(out))
 	for i, v := range out {
-		pcm[i] = int16(max(-32768, min(32767, math.Round(v*32767))))
+		pcm[i] = int16(max(-32768, min(32767, math.Round(v*32768))))
 	}
 	return pcm, nil
 }

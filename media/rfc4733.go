@@ -69,10 +69,16 @@ func KeyEvent(key byte) (uint8, bool) {
 }
 
 // EventDetector turns telephone-event packets into digits. An event is
-// identified by its RTP timestamp (RFC 4733 §2.5.1.3: every packet of one
-// event carries the timestamp of its start), so one key press is one digit
+// identified by its RTP timestamp (in RFC 4733 every packet of one event
+// carries the timestamp of its start), so one key press is one digit
 // however many packets carry it: updates, the three end retransmissions,
-// and a key held so long it is sent in segments of the same timestamp.
+// and a key held so long that its duration field wraps.
+//
+// A key held past the largest duration the field can carry (0xFFFF, about
+// 8 s) is sent in segments (RFC 4733 §2.5.1.3): each new segment carries a
+// new timestamp, the old one plus the old segment's duration, with the
+// same event code and no end bit before it. Such a segment continues the
+// press and is not a new digit.
 //
 // The digit is emitted on the first packet of an event, not at its end:
 // barge-in stops a prompt as soon as the key goes down, and a digit whose
@@ -83,8 +89,14 @@ type EventDetector struct {
 	seen    bool
 	lastTS  uint32
 	lastEvt uint8
+	lastDur uint16 // longest duration seen in the current event (segment)
 	ended   bool
 }
+
+// segmentSlack is how far short of 0xFFFF the last duration seen of a
+// segment may be (its last updates lost) for the next timestamp to still
+// be read as a continuation: one second.
+const segmentSlack = SampleRate
 
 // Feed takes one telephone-event packet's timestamp and payload and
 // returns the digit when this packet starts a new event.
@@ -99,7 +111,17 @@ func (d *EventDetector) Feed(ts uint32, payload []byte) (Digit, bool) {
 	}
 	if d.seen && ts == d.lastTS && ev.Event == d.lastEvt {
 		d.ended = d.ended || ev.End
+		d.lastDur = max(d.lastDur, ev.Duration)
 		return Digit{}, false
+	}
+	// The next segment of a long press (RFC 4733 §2.5.1.3): same event, not
+	// ended, starting where a full-length segment ends. A new press of the
+	// same key whose end packets were lost starts well before that.
+	if d.seen && !d.ended && ev.Event == d.lastEvt {
+		if gap := ts - d.lastTS; gap <= 0xFFFF && gap >= uint32(d.lastDur) && d.lastDur >= 0xFFFF-segmentSlack {
+			d.lastTS, d.lastDur, d.ended = ts, ev.Duration, ev.End
+			return Digit{}, false
+		}
 	}
 	// A stale retransmission of the previous event's end, arriving after a
 	// newer event began, has an older timestamp: ignore it (serial number
@@ -107,7 +129,7 @@ func (d *EventDetector) Feed(ts uint32, payload []byte) (Digit, bool) {
 	if d.seen && int32(ts-d.lastTS) < 0 {
 		return Digit{}, false
 	}
-	d.seen, d.lastTS, d.lastEvt, d.ended = true, ts, ev.Event, ev.End
+	d.seen, d.lastTS, d.lastEvt, d.lastDur, d.ended = true, ts, ev.Event, ev.Duration, ev.End
 	return Digit{
 		Key:      key,
 		Source:   DigitRFC4733,

@@ -202,6 +202,12 @@ func (pb *playback) next(l Law) []byte {
 // gone out, or when ctx is done (then at the next frame boundary, with
 // ctx.Err()). A Play started while another runs replaces it.
 func (s *Session) Play(ctx context.Context, prompts ...*Prompt) error {
+	// A Play whose context is already over must not reach the sender: the
+	// select below picks at random among ready cases, and handing it over
+	// would cut off the prompt that is playing.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	pb := &playback{prompts: prompts, done: make(chan error, 1)}
 	select {
 	case s.plays <- pb:
@@ -354,20 +360,28 @@ func parseRTP(b []byte) (rtpHeader, bool) {
 
 // receiver is the state of the receive path, owned by its goroutine.
 type receiver struct {
-	s       *Session
-	latched *net.UDPAddr
-	lastOK  time.Time // last packet from the latched source
-	events  EventDetector
-	tones   *ToneDetector
-	pcm     [FrameSamples]int16
+	s         *Session
+	latched   *net.UDPAddr
+	lastOK    time.Time // last packet from the latched source
+	events    EventDetector
+	eventSSRC uint32 // source of the events the detector has seen
+	tones     *ToneDetector
+	pcm       [FrameSamples]int16
 }
 
 func (s *Session) receive() {
 	defer s.wg.Done()
 	r := &receiver{s: s, tones: NewToneDetector()}
 	buf := make([]byte, 1500)
+	// ReadFromUDP allocates the sender's IP on every packet;
+	// ReadFromUDPAddrPort does not, and from is rebuilt in place (packet
+	// does not keep it: latch copies).
+	var (
+		from net.UDPAddr
+		ip   [16]byte
+	)
 	for {
-		n, addr, err := s.conn.ReadFromUDP(buf)
+		n, ap, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			select {
 			case <-s.done:
@@ -379,7 +393,16 @@ func (s *Session) receive() {
 			}
 			continue // ICMP errors surface here on some systems
 		}
-		r.packet(buf[:n], addr, time.Now())
+		addr := ap.Addr().Unmap()
+		if addr.Is4() {
+			v4 := addr.As4()
+			from.IP = append(ip[:0], v4[:]...)
+		} else {
+			v6 := addr.As16()
+			from.IP = append(ip[:0], v6[:]...)
+		}
+		from.Port, from.Zone = int(ap.Port()), addr.Zone()
+		r.packet(buf[:n], &from, time.Now())
 	}
 }
 
@@ -415,6 +438,12 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 	s.bytesIn.Add(uint64(len(b)))
 
 	if isEvent {
+		// Timestamps belong to one source: a new SSRC (the caller's media
+		// moved after a transfer or re-INVITE) starts anywhere, possibly
+		// "before" the last event, which would read as a stale retransmit.
+		if h.ssrc != r.eventSSRC {
+			r.events, r.eventSSRC = EventDetector{}, h.ssrc
+		}
 		if d, ok := r.events.Feed(h.ts, h.payload); ok {
 			s.digitsRFC.Add(1)
 			s.pushDigit(d)

@@ -1,0 +1,232 @@
+package media
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Benchmarks of the per-packet paths (each should report 0 allocs/op)
+// and, for scale, of loading a prompt. Run with
+//
+//	go test -run '^$' -bench . -benchmem ./media/
+
+func benchPCM() []int16 {
+	x := sine(440, SampleRate, FrameSamples, 0.3)
+	pcm := make([]int16, len(x))
+	for i, v := range x {
+		pcm[i] = int16(v * 32767)
+	}
+	return pcm
+}
+
+func benchmarkEncode(b *testing.B, l Law) {
+	pcm := benchPCM()
+	dst := make([]byte, FrameSamples)
+	b.SetBytes(FrameSamples)
+	b.ReportAllocs()
+	for b.Loop() {
+		EncodeFrame(l, dst, pcm)
+	}
+}
+
+func BenchmarkEncodeFrameULaw(b *testing.B) { benchmarkEncode(b, ULaw) }
+func BenchmarkEncodeFrameALaw(b *testing.B) { benchmarkEncode(b, ALaw) }
+
+func BenchmarkDecodeFrame(b *testing.B) {
+	for _, l := range []Law{ULaw, ALaw} {
+		b.Run(l.String(), func(b *testing.B) {
+			payload := make([]byte, FrameSamples)
+			EncodeFrame(l, payload, benchPCM())
+			dst := make([]int16, FrameSamples)
+			b.SetBytes(FrameSamples)
+			b.ReportAllocs()
+			for b.Loop() {
+				DecodeFrame(l, dst, payload)
+			}
+		})
+	}
+}
+
+func BenchmarkTranscode(b *testing.B) {
+	for _, c := range []struct{ from, to Law }{{ULaw, ALaw}, {ALaw, ULaw}} {
+		b.Run(c.from.String()+"-"+c.to.String(), func(b *testing.B) {
+			src := make([]byte, FrameSamples)
+			EncodeFrame(c.from, src, benchPCM())
+			dst := make([]byte, FrameSamples)
+			b.SetBytes(FrameSamples)
+			b.ReportAllocs()
+			for b.Loop() {
+				Transcode(c.from, c.to, dst, src)
+			}
+		})
+	}
+}
+
+// BenchmarkEventDetectorFeed: one telephone-event packet, cycling through
+// presses of start, updates and end retransmissions.
+func BenchmarkEventDetectorFeed(b *testing.B) {
+	var packets []pkt
+	ts := uint32(1000)
+	for _, k := range []byte("0123456789*#") {
+		packets = append(packets, press(ts, k, 100*time.Millisecond)...)
+		ts += 2000
+	}
+	payloads := make([][]byte, len(packets))
+	for i, p := range packets {
+		payloads[i] = p.payload()
+	}
+	var d EventDetector
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		d.Feed(packets[i].ts, payloads[i])
+		i++
+		if i == len(packets) {
+			i = 0
+			d = EventDetector{}
+		}
+	}
+}
+
+// BenchmarkToneDetectorFeed: one 20 ms frame.
+func BenchmarkToneDetectorFeed(b *testing.B) {
+	frames := map[string][]int16{
+		"tone":    GenerateDTMF('5', 20*time.Millisecond, 0.2),
+		"silence": make([]int16, FrameSamples),
+		"440Hz":   benchPCM(),
+	}
+	for _, name := range []string{"tone", "silence", "440Hz"} {
+		frame := frames[name]
+		b.Run(name, func(b *testing.B) {
+			d := NewToneDetector()
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Feed(frame)
+			}
+		})
+	}
+}
+
+func BenchmarkParseRTP(b *testing.B) {
+	st := &stream{ssrc: 1, seq: 2, ts: 3}
+	pkt := st.audio(ULaw, benchPCM())[0]
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := parseRTP(pkt); !ok {
+			b.Fatal("rejected")
+		}
+	}
+}
+
+// BenchmarkReceivePacket: receiver.packet on one packet from the latched
+// caller: audio through the in-band detector, audio with telephone-event
+// negotiated (no detector), and a telephone-event packet.
+func BenchmarkReceivePacket(b *testing.B) {
+	from := &net.UDPAddr{IP: loopback, Port: 40000}
+	st := &stream{ssrc: 1, seq: 2, ts: 3}
+	audio := st.audio(ULaw, benchPCM())[0]
+	event := st.press('1', 100*time.Millisecond, true)[2]
+	for _, c := range []struct {
+		name string
+		cfg  SessionConfig
+		pkt  []byte
+	}{
+		{"inband", SessionConfig{Law: ULaw}, audio},
+		{"dtmf-negotiated", SessionConfig{Law: ULaw, DTMFType: testEventPT}, audio},
+		{"event", SessionConfig{Law: ULaw, DTMFType: testEventPT}, event},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r, _ := newReceiver(b, c.cfg)
+			now := time.Unix(1000, 0)
+			r.packet(c.pkt, from, now) // latch
+			b.SetBytes(int64(len(c.pkt)))
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(FrameDuration)
+				r.packet(c.pkt, from, now)
+			}
+		})
+	}
+}
+
+// BenchmarkSessionReceiveUDP: a packet through a real socket and the
+// session's receive goroutine (read, parse, latch check, count).
+func BenchmarkSessionReceiveUDP(b *testing.B) {
+	pool := newTestPool(b, 1)
+	s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: testEventPT})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.Start()
+	// A bare socket as the caller: it never reads, so it allocates nothing.
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: loopback})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	to := sessionAddr(s)
+	st := &stream{ssrc: 1, seq: 2, ts: 3}
+	pkt := st.audio(ULaw, benchPCM())[0]
+	wait := func(n uint64) {
+		for s.Stats().PacketsIn < n {
+			runtime.Gosched()
+		}
+	}
+	if _, err := conn.WriteToUDP(pkt, to); err != nil {
+		b.Fatal(err)
+	}
+	wait(1)
+	sent := uint64(1)
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.WriteToUDP(pkt, to); err != nil {
+			b.Fatal(err)
+		}
+		sent++
+		if sent%32 == 0 {
+			wait(sent) // do not overrun the socket buffer
+		}
+	}
+	wait(sent)
+}
+
+func BenchmarkPlaybackNext(b *testing.B) {
+	prompts := []*Prompt{tonePrompt("a", 440, 50), tonePrompt("b", 1000, 25)}
+	pb := &playback{prompts: prompts}
+	b.ReportAllocs()
+	for b.Loop() {
+		if pb.next(ULaw) == nil {
+			pb.p, pb.f = 0, 0
+		}
+	}
+}
+
+// BenchmarkDecodeWAV: loading a 5 s prompt at start, for scale (not a
+// per-packet path).
+func BenchmarkDecodeWAV(b *testing.B) {
+	data, err := os.ReadFile("testdata/music_hold.wav")
+	if err != nil {
+		b.Fatal(err)
+	}
+	wav44 := makeWAV(wavSpec{format: 1, channels: 2, rate: 44100, bits: 16, data: pcm16(sine(1000, 44100, 2*44100, 0.3))})
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{"8kHz-mono-6s", data}, {"44.1kHz-stereo-1s", wav44}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeWAV(c.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
