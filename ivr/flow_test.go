@@ -3,6 +3,7 @@ package ivr
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,26 +11,16 @@ import (
 	"ivrd/configs"
 )
 
-// demoPrompts are the prompts the demo ships (configs/prompts).
+// demoPrompts are the prompts the demo ships: the WAV files in
+// configs/prompts.
 var demoPrompts = func() map[string]bool {
 	m := make(map[string]bool)
-	for _, p := range []string{"welcome", "recording_notice", "welcome_back", "main_menu", "invalid", "goodbye",
-		"queue_placeholder", "you_are_caller", "ewt_intro", "minute", "minutes", "less_than_a_minute",
-		"please_hold", "hold_music", "cannot_take_call", "call_back_later", "connecting"} {
-		m[p] = true
-	}
-	for i := 1; i <= 59; i++ {
-		m["num_"+itoa(i)] = true
+	names, _ := filepath.Glob("../configs/prompts/*.wav")
+	for _, n := range names {
+		m[strings.TrimSuffix(filepath.Base(n), ".wav")] = true
 	}
 	return m
 }()
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
-}
 
 func hasDemoPrompt(name string) bool { return demoPrompts[name] }
 
@@ -43,7 +34,7 @@ func TestDemoFlowValidates(t *testing.T) {
 	if err := f.Validate(hasDemoPrompt); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"goodbye", "invalid", "main_menu", "recording_notice", "welcome", "welcome_back"}
+	want := []string{"goodbye", "invalid", "main_menu", "queue_options", "recording_notice", "welcome", "welcome_back"}
 	if got := f.Prompts(); !slices.Equal(got, want) {
 		t.Errorf("Prompts() = %v, want %v", got, want)
 	}
