@@ -250,6 +250,21 @@ http:
   listen: ":9090"
 redis:
   url: rediss://:pw@redis.example.com:6380/2
+  prefix: acme
+queue:
+  skills:
+    billing: {routing: proficiency, announce_every: 30s}
+    general: {}
+  service_level: 30s
+  announce_every: 60s
+  window: 15m
+  default_handle_time: 4m
+  agents:
+    - {id: a1, name: Ann, skills: {billing: 7, general: 1}}
+limits:
+  invites_per_source: 20/s
+  calls_per_number: 3/h
+  number_action: busy
 recordings:
   dir: /var/spool/ivrd
 shutdown:
@@ -278,7 +293,19 @@ log:
 			},
 		},
 		HTTP:       configs.HTTP{Listen: ":9090"},
-		Redis:      configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "ivrd"},
+		Redis:      configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "acme"},
+		Queue: configs.Queue{
+			Skills: map[string]configs.Skill{
+				"billing": {Routing: "proficiency", AnnounceEvery: 30 * time.Second}, "general": {},
+			},
+			ServiceLevel: 30 * time.Second, AnnounceEvery: time.Minute, Window: 15 * time.Minute,
+			DefaultHandleTime: 4 * time.Minute,
+			Agents:            []configs.AgentDef{{ID: "a1", Name: "Ann", Skills: map[string]int{"billing": 7, "general": 1}}},
+		},
+		Limits: configs.Limits{
+			InvitesPerSource: configs.Rate{N: 20, Per: time.Second}, CallsPerNumber: configs.Rate{N: 3, Per: time.Hour},
+			NumberAction: "busy",
+		},
 		Recordings: configs.Recordings{Dir: "/var/spool/ivrd"},
 		Log:        configs.Log{Level: "debug", Format: "json"},
 	}
@@ -289,6 +316,7 @@ log:
 		{"sip", cfg.SIP, want.SIP}, {"media", cfg.Media, want.Media}, {"ivr", cfg.IVR, want.IVR},
 		{"http", cfg.HTTP, want.HTTP}, {"redis", cfg.Redis, want.Redis}, {"recordings", cfg.Recordings, want.Recordings},
 		{"shutdown", cfg.Shutdown, want.Shutdown}, {"log", cfg.Log, want.Log},
+		{"queue", cfg.Queue, want.Queue}, {"limits", cfg.Limits, want.Limits},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s = %+v, want %+v", c.name, c.got, c.want)
@@ -416,6 +444,18 @@ func TestInvalidValues(t *testing.T) {
 		{"port range too high", "media:\n  rtp_ports: 65000-65536\n", 2, "media.rtp_ports", "within 1024-65535"},
 		{"port range single", "media:\n  rtp_ports: 30000-30000\n", 2, "media.rtp_ports", "an even port and the next"},
 		{"port range no pair", "media:\n  rtp_ports: 30001-30002\n", 2, "media.rtp_ports", "an even port and the next"},
+		{"redis prefix", "redis:\n  prefix: \"a{b}\"\n", 2, "redis.prefix", "letters, digits"},
+		{"skill name", "queue:\n  skills:\n    \"bad skill\": {}\n", 3, "queue.skills.bad skill", "letters, digits, - and _ only"},
+		{"skill routing", "queue:\n  skills:\n    billing: {routing: random}\n", 3, "queue.skills.billing.routing", `"random" is not one of idle, proficiency`},
+		{"service level", "queue:\n  service_level: 0s\n", 2, "queue.service_level", "must be positive"},
+		{"announce every", "queue:\n  announce_every: -1s\n", 2, "queue.announce_every", "must be positive"},
+		{"window", "queue:\n  window: 10s\n", 2, "queue.window", "at least 1m"},
+		{"agent unknown skill", "queue:\n  skills: {billing: {}}\n  agents:\n    - {id: a1, skills: {sales: 3}}\n", 4, "queue.agents.0.skills.sales", `unknown skill "sales"`},
+		{"agent proficiency", "queue:\n  skills: {billing: {}}\n  agents:\n    - {id: a1, skills: {billing: 0}}\n", 4, "queue.agents.0.skills.billing", "proficiency 0 is not in 1..100"},
+		{"agent twice", "queue:\n  skills: {billing: {}}\n  agents:\n    - {id: a1, skills: {billing: 1}}\n    - {id: a1, skills: {billing: 1}}\n", 5, "queue.agents.1.id", `agent "a1" is listed twice`},
+		{"agent without skills", "queue:\n  agents:\n    - {id: a1}\n", 3, "queue.agents.0.skills", "at least one skill"},
+		{"rate", "limits:\n  invites_per_source: lots\n", 2, "limits.invites_per_source", `"lots" is not a rate like 20/s`},
+		{"number action", "limits:\n  number_action: shout\n", 2, "limits.number_action", `"shout" is not one of busy, announce`},
 		{"log level", "log:\n  level: loud\n", 2, "log.level", `"loud" is not one of debug, info, warn, error`},
 		{"log format", "log:\n  format: xml\n", 2, "log.format", `"xml" is not one of text, json`},
 		{"redis scheme", "redis:\n  url: http://u:secret@h:6379\n", 2, "redis.url", `"http://u:xxxxx@h:6379" is not a redis://`},
@@ -717,6 +757,26 @@ nodes:
 	}
 	if e := configs.Errorf("", nil, []string{"a", "b"}, "m"); e.Error() != "a.b: m" {
 		t.Errorf("Errorf without file = %q", e.Error())
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]configs.Rate{
+		"20/s": {N: 20, Per: time.Second}, " 5 / m ": {N: 5, Per: time.Minute}, "100/h": {N: 100, Per: time.Hour},
+		"0": {}, "off": {}, "": {},
+	} {
+		got, err := configs.ParseRate(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"5", "5/d", "-1/s", "x/s", "5/"} {
+		if _, err := configs.ParseRate(bad); err == nil {
+			t.Errorf("ParseRate(%q) accepted", bad)
+		}
+	}
+	if s := (configs.Rate{N: 5, Per: time.Minute}).String(); s != "5/m" {
+		t.Errorf("String = %q", s)
 	}
 }
 
