@@ -31,6 +31,14 @@ type SessionStats struct {
 	Foreign                 uint64 // dropped: from an address other than the latched one
 	DigitsRFC4733, DigitsIn uint64 // digits by RFC 4733 and in-band
 	DigitsDropped           uint64 // digits lost because nobody read them
+
+	// From the caller's sequence numbers (RFC 3550 A.3), over every SSRC
+	// the call had: Expected is what the caller sent (highest extended
+	// sequence number minus the first plus one, per SSRC), Lost what of
+	// that never arrived (a late packet is not lost; a duplicate is not
+	// received twice). Late packets came after a higher-numbered one.
+	Expected, Lost   uint64
+	Late, Duplicates uint64
 }
 
 // ErrSessionClosed is returned by Play on a closed session.
@@ -73,6 +81,7 @@ type Session struct {
 	packetsIn, packetsOut, bytesIn, bytesOut atomic.Uint64
 	malformed, wrongType, foreign            atomic.Uint64
 	digitsRFC, digitsInband, digitsDropped   atomic.Uint64
+	expected, lost, late, duplicates         atomic.Uint64
 }
 
 // NewSession binds a port from the pool. Nothing runs until Start.
@@ -161,6 +170,7 @@ func (s *Session) Stats() SessionStats {
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		Malformed: s.malformed.Load(), WrongType: s.wrongType.Load(), Foreign: s.foreign.Load(),
 		DigitsRFC4733: s.digitsRFC.Load(), DigitsIn: s.digitsInband.Load(), DigitsDropped: s.digitsDropped.Load(),
+		Expected: s.expected.Load(), Lost: s.lost.Load(), Late: s.late.Load(), Duplicates: s.duplicates.Load(),
 	}
 }
 
@@ -366,6 +376,7 @@ type receiver struct {
 	events    EventDetector
 	eventSSRC uint32 // source of the events the detector has seen
 	tones     *ToneDetector
+	seq       seqStats
 	pcm       [FrameSamples]int16
 }
 
@@ -436,6 +447,18 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 	s.lastRx.Store(int64(now.Sub(s.start)))
 	s.packetsIn.Add(1)
 	s.bytesIn.Add(uint64(len(b)))
+	switch r.seq.update(h.ssrc, h.seq) {
+	case seqLate:
+		s.late.Add(1)
+		fallthrough
+	case seqInOrder:
+		// Stored per packet so Stats is current during the call; only
+		// this goroutine writes them.
+		s.expected.Store(r.seq.expected())
+		s.lost.Store(r.seq.lost())
+	case seqDuplicate:
+		s.duplicates.Add(1)
+	}
 
 	if isEvent {
 		// Timestamps belong to one source: a new SSRC (the caller's media

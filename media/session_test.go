@@ -1318,6 +1318,11 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		{"packet/inband", func() { now = now.Add(FrameDuration); inband.packet(audio, from, now) }},
 		{"packet/audio with events negotiated", func() { now = now.Add(FrameDuration); withEvents.packet(audio, from, now) }},
 		{"packet/event", func() { now = now.Add(FrameDuration); withEvents.packet(event, from, now) }},
+		{"packet/in sequence", func() {
+			now = now.Add(FrameDuration)
+			binary.BigEndian.PutUint16(audio[2:4], binary.BigEndian.Uint16(audio[2:4])+1)
+			withEvents.packet(audio, from, now)
+		}},
 		{"EncodeFrame", func() { EncodeFrame(ALaw, enc, pcm) }},
 		{"DecodeFrame", func() { DecodeFrame(ALaw, pcm, enc) }},
 		{"Transcode", func() { Transcode(ULaw, ALaw, enc, enc) }},

@@ -78,6 +78,7 @@ type Call struct {
 	hangOne sync.Once
 
 	outcome Outcome
+	state   string // for ivrd_calls_in_state: stateRinging, stateAnswered or ""
 }
 
 func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, caller Identity, offer Offer, sess *media.Session, log *slog.Logger) *Call {
@@ -153,18 +154,16 @@ type pending2xx struct {
 // INVITE handler's goroutine, the single owner of the call's state.
 func (c *Call) run() {
 	defer close(c.ended)
-	defer func() {
-		if err := c.Media.Close(); err != nil {
-			c.Log.Warn("close media", "error", err)
-		}
-	}()
-	start := time.Now()
+	defer c.closeMedia() // finish closes it first; this covers any other way out
 	s := c.srv
+	c.setState(stateRinging)
+	defer c.setState("")
+	start := time.Now()
 
 	cancelled := make(chan struct{})
 	var cancelOnce sync.Once
 	if !c.inviteTx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancelled) }) }) {
-		c.finish(OutcomeCanceled, start)
+		c.finishCanceled(start)
 		return
 	}
 	c.respond(c.inviteTx, c.invite, 100, "Trying", nil)
@@ -181,7 +180,7 @@ func (c *Call) run() {
 			case <-cancelled:
 				// The transaction layer has sent 200 to the CANCEL and will
 				// send 487 to the INVITE.
-				c.finish(OutcomeCanceled, start)
+				c.finishCanceled(start)
 				return
 			case <-s.hardStop:
 				c.respond(c.inviteTx, c.invite, 503, "Service Unavailable", nil)
@@ -200,7 +199,7 @@ func (c *Call) run() {
 	if !ok {
 		select {
 		case <-cancelled:
-			c.finish(OutcomeCanceled, start)
+			c.finishCanceled(start)
 		default:
 			c.finish(OutcomeServerError, start)
 		}
@@ -270,6 +269,7 @@ func (c *Call) run() {
 				case invite2xx != nil && ev.req.CSeq().SeqNo == invite2xx.cseq:
 					invite2xx.timer.Stop()
 					invite2xx = nil
+					c.setState(stateAnswered)
 					if !ending && !handlerStarted {
 						handlerStarted = true
 						go func() {
@@ -369,9 +369,37 @@ func (c *Call) retransmit(p *pending2xx) {
 	p.timer.Reset(p.interval)
 }
 
+// finish records how the call ended. It closes the media session first so
+// the session's final counts go into the log line and the RTP metrics.
 func (c *Call) finish(o Outcome, start time.Time) {
 	c.outcome = o
-	c.Log.Info("call ended", "outcome", string(o), "duration", time.Since(start).Round(time.Millisecond))
+	c.closeMedia()
+	st := c.Media.Stats()
+	c.srv.cfg.Metrics.rtp(st)
+	c.Log.Info("call ended", "outcome", string(o), "duration", time.Since(start).Round(time.Millisecond),
+		"rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost, "rtp_expected", st.Expected)
+}
+
+// finishCanceled ends a call cancelled before the answer. The transaction
+// layer answered the CANCEL (200) and the INVITE (487) without us: they
+// are counted here.
+func (c *Call) finishCanceled(start time.Time) {
+	m := c.srv.cfg.Metrics
+	m.request("CANCEL")
+	m.response("CANCEL", 200)
+	m.response("INVITE", 487)
+	c.finish(OutcomeCanceled, start)
+}
+
+func (c *Call) closeMedia() {
+	if err := c.Media.Close(); err != nil {
+		c.Log.Warn("close media", "error", err)
+	}
+}
+
+func (c *Call) setState(st string) {
+	c.srv.cfg.Metrics.callState(c.state, st)
+	c.state = st
 }
 
 // beforeAnswer handles requests that arrive while ringing.
@@ -403,6 +431,7 @@ func (c *Call) respond(tx sip.ServerTransaction, req *sip.Request, status int, r
 		c.Log.Debug("respond failed", "status", status, "method", string(req.Method), "error", err)
 		return false
 	}
+	c.srv.cfg.Metrics.response(string(req.Method), status)
 	return true
 }
 
@@ -492,6 +521,7 @@ func (c *Call) onReInvite(ev *event, ending, busy bool) *pending2xx {
 		c.Log.Debug("respond to re-INVITE", "error", err)
 		return nil
 	}
+	c.srv.cfg.Metrics.response("INVITE", 200)
 	return c.pending(res, ev.tx, ev.req.CSeq().SeqNo)
 }
 

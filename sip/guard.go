@@ -27,25 +27,71 @@ const MaxMessageSize = 16 * 1024
 
 // guard validates raw SIP messages and writes the error responses.
 type guard struct {
-	parser *sip.Parser
-	log    *slog.Logger
-	onBad  func(status int) // metrics hook; may be nil
+	parser  *sip.Parser
+	log     *slog.Logger
+	metrics *Metrics // may be nil
 }
 
 // check returns 0 when msg is acceptable, or the status to answer with.
 // Responses that fail to parse are dropped (status -1): never answer a
-// response.
+// response. So is anything that does not begin like a request (a method,
+// then a space): answering noise would make the server a reflector.
 func (g *guard) check(msg []byte) (status int, reason string) {
 	if len(msg) > MaxMessageSize {
 		return 513, fmt.Sprintf("message of %d bytes exceeds %d", len(msg), MaxMessageSize)
 	}
-	if _, err := g.parser.ParseSIP(msg); err != nil {
-		if bytes.HasPrefix(msg, []byte("SIP/2.0 ")) {
+	m, err := g.parser.ParseSIP(msg)
+	if err != nil {
+		if bytes.HasPrefix(msg, []byte("SIP/2.0 ")) || !looksLikeRequest(msg) {
 			return -1, err.Error()
 		}
 		return 400, err.Error()
 	}
+	if req, ok := m.(*sip.Request); ok {
+		if h := missingHeader(req); h != "" {
+			return 400, "missing " + h + " header"
+		}
+	}
 	return 0, ""
+}
+
+// missingHeader names a header every request must carry (RFC 3261 §8.1.1)
+// that req lacks. sipgo parses such a request without complaint and our
+// handlers rely on them being there (an INVITE without From was a nil
+// dereference that took the whole server down); without Via or CSeq sipgo
+// answers 400 itself, where neither our log nor our metrics see it.
+func missingHeader(req *sip.Request) string {
+	switch {
+	case req.Via() == nil:
+		return "Via"
+	case req.From() == nil:
+		return "From"
+	case req.To() == nil:
+		return "To"
+	case req.CallID() == nil:
+		return "Call-ID"
+	case req.CSeq() == nil:
+		return "CSeq"
+	}
+	return ""
+}
+
+// looksLikeRequest reports whether msg begins with a method token and a
+// space (RFC 3261 §25.1: Method = token).
+func looksLikeRequest(msg []byte) bool {
+	i := bytes.IndexByte(msg, ' ')
+	if i <= 0 || i > 32 {
+		return false
+	}
+	for _, b := range msg[:i] {
+		switch {
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9':
+		case bytes.IndexByte([]byte("-.!%*_+`'~"), b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // errorResponse builds a stateless error response to a request we could not
@@ -119,17 +165,17 @@ func (c *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (g *guard) reject(msg []byte, status int, reason, from string, write func([]byte) error) {
-	if g.onBad != nil {
-		g.onBad(status)
-	}
+	g.metrics.malformedMsg(status)
 	if status < 0 {
-		g.log.Debug("dropped malformed SIP response", "from", from, "error", reason)
+		g.log.Debug("dropped malformed SIP response or non-SIP data", "from", from, "error", reason)
 		return
 	}
 	g.log.Warn("rejected malformed SIP message", "from", from, "status", status, "error", reason)
 	if err := write(errorResponse(msg, status, reason)); err != nil {
 		g.log.Debug("could not send error response", "from", from, "error", err)
+		return
 	}
+	g.metrics.response(rawMethod(msg), status)
 }
 
 // guardedListener wraps each accepted TCP connection in a framing guard.

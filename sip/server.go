@@ -160,10 +160,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: create client: %w", err)
 	}
-	s.guard = &guard{parser: sip.NewParser(), log: cfg.Logger}
-	if cfg.Metrics != nil {
-		s.guard.onBad = cfg.Metrics.malformedMsg
-	}
+	s.guard = &guard{parser: sip.NewParser(), log: cfg.Logger, metrics: cfg.Metrics}
 	s.srv.OnInvite(s.onInvite)
 	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onInDialog)
@@ -313,7 +310,9 @@ func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, status int,
 	}
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond failed", "status", status, "call_id", callID(req), "error", err)
+		return
 	}
+	s.cfg.Metrics.response(string(req.Method), status)
 }
 
 func callID(req *sip.Request) string {

@@ -403,6 +403,9 @@ func TestReInviteHoldAndMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs.waitIdle(t)
+	// Each re-INVITE's 200 counts once, retransmitted or not.
+	hs.wantResponses(t, map[string]float64{"INVITE 100": 1, "INVITE 180": 1, "INVITE 200": 3, "BYE 200": 1})
+	hs.wantNoCallsInState(t)
 }
 
 func TestRTPTimeoutEndsCall(t *testing.T) {
@@ -432,6 +435,7 @@ func TestRTPTimeoutEndsCall(t *testing.T) {
 	if got := hs.outcomes(sip.OutcomeMediaTimeout); got != 1 {
 		t.Fatalf("media_timeout = %v", got)
 	}
+	hs.wantNoCallsInState(t)
 }
 
 func TestShutdownDrainsThenHangsUp(t *testing.T) {
@@ -469,6 +473,8 @@ func TestShutdownDrainsThenHangsUp(t *testing.T) {
 	if hs.outcomes(sip.OutcomeShutdown) != 1 {
 		t.Fatal("outcome shutdown not counted")
 	}
+	hs.wantResponses(t, map[string]float64{"INVITE 100": 1, "INVITE 180": 1, "INVITE 200": 1, "INVITE 503": 1})
+	hs.wantNoCallsInState(t)
 }
 
 // TestManyCallsNoLeak places 2,000 calls and checks that goroutines, file

@@ -138,6 +138,9 @@ func TestMalformedSIPGets400AndServerKeepsServing(t *testing.T) {
 				"INVITE this is not sip\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n",
 				"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKy\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: banana OPTIONS\r\nContent-Length: 0\r\n\r\n",
 				"OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", // no Via
+				// No From, no To: these used to reach the INVITE handler and crash the server.
+				"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKnf\r\nTo: <sip:a@b>\r\nCall-ID: nf\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5>\r\nContent-Type: application/sdp\r\nContent-Length: " + fmt.Sprint(len(offerPCMU)) + "\r\n\r\n" + offerPCMU,
+				"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKnt\r\nFrom: <sip:a@b>;tag=1\r\nCall-ID: nt\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5>\r\nContent-Type: application/sdp\r\nContent-Length: " + fmt.Sprint(len(offerPCMU)) + "\r\n\r\n" + offerPCMU,
 			}
 			for i, msg := range bad {
 				w := dialWire(t, network, addr)
@@ -152,6 +155,9 @@ func TestMalformedSIPGets400AndServerKeepsServing(t *testing.T) {
 			if network == "udp" {
 				w.send("\x00\x01\x02garbage\xff")
 				w.send("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4:5;branch=z9hG4bKnope\r\nContent-Length: 0\r\n\r\n")
+				if res := w.read(300 * time.Millisecond); res != "" {
+					t.Fatalf("garbage or a stray response was answered: %q", firstLine(res))
+				}
 			}
 			// Still serving.
 			w = dialWire(t, network, addr)
@@ -160,6 +166,15 @@ func TestMalformedSIPGets400AndServerKeepsServing(t *testing.T) {
 				t.Fatalf("OPTIONS after garbage: %q", res)
 			}
 		})
+	}
+	// Each 400 counted once under the method its request line names; the
+	// garbage and the stray response under no response at all.
+	hs.wantResponses(t, map[string]float64{"INVITE 400": 6, "OPTIONS 400": 4, "OPTIONS 200": 2})
+	if got := hs.metric(t, "ivrd_sip_malformed_total", "status", "400"); got != 10 {
+		t.Errorf("malformed answered 400 = %v, want 10", got)
+	}
+	if got := hs.metric(t, "ivrd_sip_malformed_total", "status", "dropped"); got != 1 {
+		t.Errorf("malformed dropped = %v, want 1 (the garbage; sipgo drops the stray response)", got)
 	}
 }
 
@@ -197,6 +212,7 @@ func TestOversizedMessageGets513(t *testing.T) {
 			}
 		})
 	}
+	hs.wantResponses(t, map[string]float64{"OPTIONS 513": 2, "OPTIONS 200": 2})
 }
 
 func TestNoCommonCodecGets488(t *testing.T) {
@@ -214,6 +230,9 @@ func TestNoCommonCodecGets488(t *testing.T) {
 	// Late offer (no SDP) is refused the same way, with a reason.
 	w.send(invite(w, hs.addr, "lateoffer", "lo1", ""))
 	w.expect("SIP/2.0 488", 3*time.Second)
+	// Rejected before ringing: no state was entered, none left below zero.
+	hs.wantResponses(t, map[string]float64{"INVITE 488": 2})
+	hs.wantNoCallsInState(t)
 }
 
 func TestRequestsOutsideDialogGet481(t *testing.T) {
@@ -233,6 +252,8 @@ func TestRequestsOutsideDialogGet481(t *testing.T) {
 	if res := w.expect("SIP/2.0 ", 3*time.Second); !strings.HasPrefix(res, "SIP/2.0 481") {
 		t.Fatalf("stray CANCEL: %q, want 481", firstLine(res))
 	}
+	hs.wantResponses(t, map[string]float64{"BYE 481": 1, "INFO 481": 1, "UPDATE 481": 1, "INVITE 481": 1, "CANCEL 481": 1})
+	hs.wantNoCallsInState(t)
 }
 
 func TestCancelBeforeAnswer(t *testing.T) {
@@ -241,6 +262,9 @@ func TestCancelBeforeAnswer(t *testing.T) {
 	w := dialWire(t, "udp", hs.addr)
 	w.send(invite(w, hs.addr, "cancel-me", "cx1", offerPCMU))
 	w.expect("SIP/2.0 180", 2*time.Second)
+	if r, a := hs.inState(t, "ringing"), hs.inState(t, "answered"); r != 1 || a != 0 {
+		t.Fatalf("while ringing: ringing %v answered %v, want 1 and 0", r, a)
+	}
 	w.send(fmt.Sprintf("CANCEL sip:support@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKcx1;rport\r\nMax-Forwards: 70\r\n"+
 		"From: <sip:+14155550100@127.0.0.1>;tag=wire1\r\nTo: <sip:support@%s>\r\nCall-ID: cancel-me\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
 		hs.addr, w.local(), hs.addr))
@@ -270,6 +294,9 @@ func TestCancelBeforeAnswer(t *testing.T) {
 	if hs.outcomes(sip.OutcomeCanceled) != 1 {
 		t.Fatal("outcome canceled not counted")
 	}
+	// The transaction layer's 200 and 487 are counted too.
+	hs.wantResponses(t, map[string]float64{"INVITE 100": 1, "INVITE 180": 1, "INVITE 487": 1, "CANCEL 200": 1})
+	hs.wantNoCallsInState(t)
 }
 
 func TestMissingAckRetransmitsThenByes(t *testing.T) {
@@ -319,6 +346,10 @@ func TestMissingAckRetransmitsThenByes(t *testing.T) {
 	if hs.outcomes(sip.OutcomeNoAck) != 1 {
 		t.Fatal("outcome no_ack not counted")
 	}
+	// The 200 went out len(okTimes) times and counts once; the call never
+	// left ringing and is in no state now.
+	hs.wantResponses(t, map[string]float64{"INVITE 100": 1, "INVITE 180": 1, "INVITE 200": 1})
+	hs.wantNoCallsInState(t)
 }
 
 func TestRetransmittedInviteIsAbsorbed(t *testing.T) {
@@ -351,4 +382,7 @@ func TestRetransmittedInviteIsAbsorbed(t *testing.T) {
 	w.send(fmt.Sprintf("SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: dup-invite\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
 		header(bye, "Via"), header(bye, "From"), header(bye, "To"), header(bye, "CSeq")))
 	hs.waitIdle(t)
+	// Three INVITEs, one set of answers: repeats are not new responses.
+	hs.wantResponses(t, map[string]float64{"INVITE 100": 1, "INVITE 180": 1, "INVITE 200": 1})
+	hs.wantNoCallsInState(t)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -94,6 +95,7 @@ type Call struct {
 	ssrc uint32
 	seq  uint16
 	ts   uint32
+	skip atomic.Uint32 // sequence numbers to leave out before the next packet
 
 	digitsQ  chan []outFrame
 	stop     chan struct{}
@@ -227,6 +229,7 @@ func (c *Call) sendLoop() {
 			media.EncodeFrame(c.law, payload, pcm)
 			f = outFrame{payload: payload, pt: c.law.PayloadType()}
 		}
+		c.seq += uint16(c.skip.Swap(0))
 		ts := c.ts
 		if f.fixedTS {
 			ts = f.ts
@@ -286,6 +289,11 @@ func (c *Call) recvLoop(conn *net.UDPConn) {
 		c.mu.Unlock()
 	}
 }
+
+// SkipSequence leaves n sequence numbers out before the next packet, as if
+// n packets had been lost on the way (before the first packet, it only
+// moves where the numbering starts).
+func (c *Call) SkipSequence(n int) { c.skip.Add(uint32(n)) }
 
 // Frames returns a copy of every frame heard so far.
 func (c *Call) Frames() []Frame {
