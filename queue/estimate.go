@@ -52,13 +52,12 @@ const (
 //
 // It allocates nothing, so it can run for every announcement.
 func Estimate(s *Snapshot, pos int, cfg EstimateConfig) (wait time.Duration, ok bool) {
-	return estimate(s, pos, cfg, nil)
+	return estimate(s, pos, cfg, s.WrapTimes)
 }
 
-// estimate is Estimate given also the skill's recent wrap-up times, when
-// they are measured. The snapshot does not carry them (yet): without them
-// the mean wrap-up is inferred from the snapshot by Little's law, which is
-// noisy, and the simulation shows what measuring them would gain
+// estimate is Estimate with the skill's recent wrap-up times given apart.
+// Without them (none measured yet) the mean wrap-up is inferred from the
+// snapshot by Little's law, which is noisy; the simulation shows both
 // (docs/estimate.md).
 func estimate(s *Snapshot, pos int, cfg EstimateConfig, wraps []time.Duration) (time.Duration, bool) {
 	if pos < 1 {

@@ -21,6 +21,8 @@ type Snapshot struct {
 	// HandleTimes are the most recent handle times (talk + wrap-up) of the
 	// skill's calls, newest first (at most 100).
 	HandleTimes []time.Duration
+	// WrapTimes are the most recent wrap-up times alone, newest first.
+	WrapTimes []time.Duration
 	// Served is how many callers left the queue to an agent within the
 	// window ending At; FirstServed is the earliest of them (zero when none).
 	Served      int
@@ -106,7 +108,7 @@ func (st *Store) Snapshot(ctx context.Context, skill string) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, scriptErr("snapshot "+skill, err)
 	}
-	if len(res) < 7 {
+	if len(res) < 8 {
 		return Snapshot{}, fmt.Errorf("snapshot %s: short reply (%d items)", skill, len(res))
 	}
 	s := Snapshot{Skill: skill, At: now, Waiting: toInt(res[0]), Window: st.cfg.Window}
@@ -144,6 +146,10 @@ func (st *Store) Snapshot(ctx context.Context, skill string) (Snapshot, error) {
 	hts, _ := res[4].([]any)
 	for _, v := range hts {
 		s.HandleTimes = append(s.HandleTimes, time.Duration(toInt(v))*time.Millisecond)
+	}
+	wts, _ := res[7].([]any)
+	for _, v := range wts {
+		s.WrapTimes = append(s.WrapTimes, time.Duration(toInt(v))*time.Millisecond)
 	}
 	s.Served = toInt(res[5])
 	if v := toInt(res[6]); v > 0 {

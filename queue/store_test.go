@@ -311,10 +311,10 @@ func TestAcceptCompleteWrapUpRecordsStats(t *testing.T) {
 			if a := must[Agent](t)(st.GetAgent(ctx, "x")); a.State != WrapUp {
 				t.Fatalf("after complete agent is %s, want wrap_up", a.State)
 			}
+			clock.Add(20 * time.Second) // wrap-up
 			if _, err := st.SetAgentState(ctx, "x", Offline, ""); err != nil {
 				t.Fatal(err)
 			}
-			_ = clock
 			must[AgentState](t)(st.SetAgentState(ctx, "x", Available, ""))
 		}
 		snap := must[Snapshot](t)(st.Snapshot(ctx, "billing"))
@@ -325,8 +325,11 @@ func TestAcceptCompleteWrapUpRecordsStats(t *testing.T) {
 		if s.ServiceLevel() != 0.5 || s.AvgWait() != 17500*time.Millisecond {
 			t.Fatalf("service level %v, avg wait %v", s.ServiceLevel(), s.AvgWait())
 		}
-		if len(snap.HandleTimes) != 2 || snap.HandleTimes[0] != 100*time.Second {
-			t.Fatalf("handle times %v", snap.HandleTimes)
+		if len(snap.HandleTimes) != 2 || snap.HandleTimes[0] != 120*time.Second {
+			t.Fatalf("handle times %v, want talk + wrap-up", snap.HandleTimes)
+		}
+		if len(snap.WrapTimes) != 2 || snap.WrapTimes[0] != 20*time.Second {
+			t.Fatalf("wrap-up times %v", snap.WrapTimes)
 		}
 		if snap.Served != 2 || snap.Staffed() != 1 {
 			t.Fatalf("served %d staffed %d", snap.Served, snap.Staffed())

@@ -53,14 +53,19 @@ local function stat(skill, day, field, by)
 end
 
 -- end_handle records the handle time (talk + wrap-up) of the agent's last
--- call when the agent leaves wrap-up.
+-- call, and the wrap-up time alone, when the agent leaves wrap-up.
 local function end_handle(agent, now)
   local ak = key('agent', agent)
-  local h = redis.call('HMGET', ak, 'hskill', 'hstart')
+  local h = redis.call('HMGET', ak, 'hskill', 'hstart', 'state', 'since')
   if h[1] and h[2] then
     local lk = key('aht', h[1])
     redis.call('LPUSH', lk, now - tonumber(h[2]))
     redis.call('LTRIM', lk, 0, 99)
+    if h[3] == 'wrap_up' and h[4] then
+      local wk = key('wrap', h[1])
+      redis.call('LPUSH', wk, now - tonumber(h[4]))
+      redis.call('LTRIM', wk, 0, 99)
+    end
   end
   redis.call('HDEL', ak, 'hskill', 'hstart')
 end

@@ -3,7 +3,8 @@
 -- ARGV: prefix, skill, now, window ms
 -- Returns: {waiting, oldest enq or false, {stats field, value, ...},
 --           {agent, state, since, ...}, {handle ms, ...},
---           served in window, oldest served time in window or false, day}
+--           served in window, oldest served time in window or false,
+--           {wrap-up ms, ...}}
 local skill, now, window = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local waiting = redis.call('ZCARD', key('wait', skill))
 local oldest = redis.call('ZRANGE', key('since', skill), 0, 0, 'WITHSCORES')
@@ -21,4 +22,5 @@ redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. (now - window))
 local served = redis.call('ZCARD', sk)
 local first = redis.call('ZRANGE', sk, 0, 0, 'WITHSCORES')
 return {waiting, oldest[2] or false, redis.call('HGETALL', key('stats', skill)), agents,
-  redis.call('LRANGE', key('aht', skill), 0, -1), served, first[2] or false}
+  redis.call('LRANGE', key('aht', skill), 0, -1), served, first[2] or false,
+  redis.call('LRANGE', key('wrap', skill), 0, -1)}
