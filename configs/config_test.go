@@ -292,8 +292,8 @@ log:
 				Headers: map[string]string{"Authorization": "Bearer abc"},
 			},
 		},
-		HTTP:       configs.HTTP{Listen: ":9090"},
-		Redis:      configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "acme"},
+		HTTP:  configs.HTTP{Listen: ":9090"},
+		Redis: configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "acme"},
 		Queue: configs.Queue{
 			Skills: map[string]configs.Skill{
 				"billing": {Routing: "proficiency", AnnounceEvery: 30 * time.Second}, "general": {},
