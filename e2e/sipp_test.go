@@ -13,8 +13,15 @@ import (
 )
 
 // sippCall renders the demo scenario with the given keys and runs one SIPp
-// call against d. It returns the calls SIPp counted as successful.
+// call against d, which must end with ivrd's BYE.
 func sippCall(t *testing.T, d *ivrd, from string, wait time.Duration, digits ...string) {
+	t.Helper()
+	sippRun(t, d, map[string]any{"From": from, "Wait": wait.Milliseconds(), "Gap": 700, "Digits": digits})
+}
+
+// sippRun renders the demo scenario with params (see the template) and runs
+// one SIPp call against d; SIPp must count it successful.
+func sippRun(t *testing.T, d *ivrd, params map[string]any) {
 	t.Helper()
 	sipp, err := exec.LookPath("sipp")
 	if err != nil {
@@ -30,9 +37,7 @@ func sippCall(t *testing.T, d *ivrd, from string, wait time.Duration, digits ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = tmpl.Execute(f, map[string]any{
-		"From": from, "Wait": wait.Milliseconds(), "Gap": 700, "Digits": digits,
-	})
+	err = tmpl.Execute(f, params)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +107,22 @@ func TestSIPpWalksDemoMenu(t *testing.T) {
 		sippCall(t, d, "+15005550199", 5*time.Second, "4", "5", "6")
 		d.waitLog(5*time.Second, "invalid")
 	})
+}
+
+// TestSIPpWaitsInQueue: SIPp presses 1 during the menu, waits in the
+// billing queue through the first announcement, then hangs up itself; the
+// API counts the caller offered and abandoned.
+func TestSIPpWaitsInQueue(t *testing.T) {
+	t.Parallel()
+	d := startIvrd(t, demoConfig)
+	sippRun(t, d, map[string]any{"From": "+15005550199", "Wait": 5000, "Gap": 700, "Digits": []string{"1"}, "Stay": 4000})
+	d.waitLog(5*time.Second, "caller queued", "skill=billing", "position=1")
+	d.waitLog(5*time.Second, "announcing", "skill=billing", "position=1")
+	r := d.waitQueue("billing", 5*time.Second, "the caller abandoned", func(r queueReport) bool { return r.Abandoned == 1 })
+	if r.Waiting != 0 || r.Offered != 1 {
+		t.Fatalf("billing after SIPp hung up: %+v; want waiting 0, offered 1, abandoned 1", r)
+	}
+	d.waitLog(5*time.Second, "caller abandoned the queue", "skill=billing")
 }
 
 // TestReadmeScenarioIsCurrent keeps the ready-to-run scenario the README
