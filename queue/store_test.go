@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"os"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -16,8 +17,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// realRedis is the Redis that .ci/run provides; IVRD_TEST_REDIS overrides.
-const realRedis = "127.0.0.1:6379"
+// realRedis is the Redis that .ci/run provides; IVRD_TEST_REDIS (host:port)
+// overrides.
+var realRedis = func() string {
+	if a := os.Getenv("IVRD_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}()
 
 // fakeClock is a clock tests move by hand.
 type fakeClock struct {

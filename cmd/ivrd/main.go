@@ -129,12 +129,12 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
-	log.Warn("the HTTP API has no accounts yet: anyone who can reach " + cfg.HTTP.Listen + " can read queue and agent state")
 	httpSrv, httpAddr, err := startHTTP(cfg.HTTP.Listen, api, log)
 	if err != nil {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
+	log.Warn("the HTTP API has no accounts yet: anyone who can reach " + httpAddr + " can read queue and agent state")
 	log.Info("ivrd ready", "sip", srv.Addr("udp"), "http", httpAddr, "call", "sip:support@"+srv.Addr("udp"))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
