@@ -2,12 +2,12 @@ package queue
 
 import (
 	"context"
-	"os"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"testing"
