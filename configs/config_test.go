@@ -384,25 +384,7 @@ func TestWrongTypes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			clearEnv(t)
-			text, offset := c.yaml, 0
-			if !strings.HasPrefix(text, "ivr:") {
-				text, offset = minimal+text, 2
-			}
-			path := writeConfig(t, text)
-			_, err := configs.Load(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			kes := keyErrors(t, err)
-			if len(kes) != 1 {
-				t.Fatalf("want exactly one error, got:\n%v", err)
-			}
-			ke := kes[0]
-			if ke.File != path || ke.Line != c.line+offset || ke.Key != c.key || !strings.Contains(ke.Msg, c.msg) {
-				t.Errorf("got %s:%d: %s: %s\nwant line %d, key %s, message containing %q",
-					ke.File, ke.Line, ke.Key, ke.Msg, c.line+offset, c.key, c.msg)
-			}
+			expectOneKeyError(t, c.yaml, c.line, c.key, c.msg)
 		})
 	}
 }
@@ -472,25 +454,7 @@ func TestInvalidValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			clearEnv(t)
-			text, offset := c.yaml, 0
-			if !strings.HasPrefix(text, "ivr:") {
-				text, offset = minimal+text, 2
-			}
-			path := writeConfig(t, text)
-			_, err := configs.Load(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			kes := keyErrors(t, err)
-			if len(kes) != 1 {
-				t.Fatalf("want exactly one error, got:\n%v", err)
-			}
-			ke := kes[0]
-			if ke.File != path || ke.Line != c.line+offset || ke.Key != c.key || !strings.Contains(ke.Msg, c.msg) {
-				t.Errorf("got %s:%d: %s: %s\nwant line %d, key %s, message containing %q",
-					ke.File, ke.Line, ke.Key, ke.Msg, c.line+offset, c.key, c.msg)
-			}
+			err := expectOneKeyError(t, c.yaml, c.line, c.key, c.msg)
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error shows a password: %v", err)
 			}
@@ -802,4 +766,32 @@ func TestParsePortRange(t *testing.T) {
 	if s := (configs.PortRange{Min: 20000, Max: 20199}).String(); s != "20000-20199" {
 		t.Errorf("String() = %q", s)
 	}
+}
+
+// expectOneKeyError loads yaml (after the minimal ivr section unless it
+// starts with its own) and wants exactly one error, at line (counted from
+// the first line of yaml), naming key, with msg in its message. It returns
+// the error.
+func expectOneKeyError(t *testing.T, yaml string, line int, key, msg string) error {
+	t.Helper()
+	clearEnv(t)
+	text, offset := yaml, 0
+	if !strings.HasPrefix(text, "ivr:") {
+		text, offset = minimal+text, 2
+	}
+	path := writeConfig(t, text)
+	_, err := configs.Load(path)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	kes := keyErrors(t, err)
+	if len(kes) != 1 {
+		t.Fatalf("want exactly one error, got:\n%v", err)
+	}
+	ke := kes[0]
+	if ke.File != path || ke.Line != line+offset || ke.Key != key || !strings.Contains(ke.Msg, msg) {
+		t.Errorf("got %s:%d: %s: %s\nwant line %d, key %s, message containing %q",
+			ke.File, ke.Line, ke.Key, ke.Msg, line+offset, key, msg)
+	}
+	return err
 }

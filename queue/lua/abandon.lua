@@ -7,13 +7,7 @@ local ck = key('call', id)
 local c = redis.call('HMGET', ck, 'state', 'skill', 'enq', 'agent', 'owner')
 if not c[1] then return false end
 if c[1] == 'connected' then
-  local ak = key('agent', c[4])
-  local a = redis.call('HMGET', ak, 'state', 'call')
-  if a[1] == 'on_call' and a[2] == id then
-    set_state(c[4], 'wrap_up', now, '')
-    redis.call('HDEL', ak, 'call')
-  end
-  drop_call(id, c[5])
+  end_connected(id, c[4], c[5], now)
   return 'connected'
 end
 wait_rem(c[2], id)

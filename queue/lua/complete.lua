@@ -6,11 +6,5 @@ local ck = key('call', id)
 local c = redis.call('HMGET', ck, 'state', 'agent', 'owner')
 if not c[1] then return redis.error_reply('GONE') end
 if c[1] ~= 'connected' then return redis.error_reply('NOTCONNECTED ' .. c[1]) end
-local ak = key('agent', c[2])
-local a = redis.call('HMGET', ak, 'state', 'call')
-if a[1] == 'on_call' and a[2] == id then
-  set_state(c[2], 'wrap_up', now, '')
-  redis.call('HDEL', ak, 'call')
-end
-drop_call(id, c[3])
+end_connected(id, c[2], c[3], now)
 return c[2]

@@ -76,6 +76,18 @@ local function drop_call(id, owner)
   if owner then redis.call('SREM', key('owned', owner), id) end
 end
 
+-- end_connected ends a connected call: its agent (if still on it) goes to
+-- wrap-up, and the call's entry is deleted.
+local function end_connected(id, agent, owner, now)
+  local ak = key('agent', agent)
+  local a = redis.call('HMGET', ak, 'state', 'call')
+  if a[1] == 'on_call' and a[2] == id then
+    set_state(agent, 'wrap_up', now, '')
+    redis.call('HDEL', ak, 'call')
+  end
+  drop_call(id, owner)
+end
+
 -- release_offer puts the agent a call was offered to back where it was:
 -- available, keeping its place in the idle order.
 local function release_offer(agent, id, now)
