@@ -18,6 +18,7 @@ type Call struct {
 	Vars        map[string]string // set by set and collect nodes
 	Choices     []Choice          // every accepted menu and collect input, in order
 	Skill       string            // set by the queue node
+	Queued      time.Time         // when the call first entered a queue
 	Priority    int               // queue priority; higher is served first; set by set (priority) and queue nodes
 }
 

@@ -97,3 +97,6 @@ func (ch *MediaChannel) Play(ctx context.Context, names ...string) error {
 
 // Digits implements Channel.
 func (ch *MediaChannel) Digits() <-chan media.Digit { return ch.sess.Digits() }
+
+// Session is the call's media session (for bridging it to an agent).
+func (ch *MediaChannel) Session() *media.Session { return ch.sess }

@@ -217,6 +217,9 @@ func (q *Queue) Queue(ctx context.Context, ch ivr.Channel, call *ivr.Call, req i
 	if _, ok := q.cfg.Skills[req.Skill]; !ok {
 		return "", fmt.Errorf("queue: unknown skill %q", req.Skill)
 	}
+	if call.Queued.IsZero() {
+		call.Queued = q.st.now()
+	}
 	e := Entry{ID: call.ID, Skill: req.Skill, Priority: req.Priority, Enqueued: q.st.now(), Fields: callFields(call)}
 	pos, err := q.st.Enqueue(ctx, e)
 	if err != nil {

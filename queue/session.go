@@ -263,14 +263,14 @@ func (s *session) connect(ctx context.Context, m Match) (bool, error) {
 	log.Info("agent matched: offering the call")
 	res, err := s.q.cfg.Connector.Connect(ctx, s.ch, s.call, m)
 	switch {
-	case ctx.Err() != nil:
-		return true, ctx.Err() // the caller hung up: run's caller removes what is left
-	case err != nil:
-		return true, err
 	case res == Connected:
 		s.inQueue = false
 		s.q.cfg.Metrics.result(m.Skill, "answered")
 		return true, nil
+	case ctx.Err() != nil:
+		return true, ctx.Err() // the caller hung up: run's caller removes what is left
+	case err != nil:
+		return true, err
 	}
 	log.Info("offer failed: the caller waits again at the head of the queue")
 	s.q.Kick()
