@@ -39,6 +39,7 @@ speak callback_confirm   "To confirm this number, press 1. To enter a different 
 speak callback_enter     "Please enter the number we should call, then press pound."
 speak callback_done      "Thank you. We will call you back as soon as an agent is free. Goodbye."
 speak num_0              "zero"
+speak agent_lost         "We are sorry, we lost the connection to your agent. Please stay on the line: you will be answered next."
 
 ones=(zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen)
 tens=("" "" twenty thirty forty fifty)
