@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"ivrd/accounts"
 	"ivrd/queue"
 )
 
@@ -32,8 +33,8 @@ type Authorizer interface {
 	Authorize(r *http.Request, need Role) (status int)
 }
 
-// OpenAccess lets every request through: the API is read-only and there are
-// no accounts yet.
+// OpenAccess lets every request through (a server built without
+// accounts, and tests).
 type OpenAccess struct{}
 
 // Authorize implements Authorizer.
@@ -43,7 +44,9 @@ func (OpenAccess) Authorize(*http.Request, Role) int { return 0 }
 type Config struct {
 	Queue    *queue.Queue
 	Registry *prometheus.Registry // served at /metrics
-	Auth     Authorizer           // default OpenAccess
+	Auth     Authorizer           // default: sessions of Accounts, or OpenAccess without Accounts
+	Accounts *accounts.Store      // users and sessions; serves /api/v1/login, /logout and /me
+	TLS      bool                 // served over https: the session cookie is Secure
 	Logger   *slog.Logger
 }
 
@@ -59,7 +62,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Queue == nil {
 		return nil, errors.New("web: Config.Queue is required")
 	}
-	if cfg.Auth == nil {
+	switch {
+	case cfg.Auth != nil:
+	case cfg.Accounts != nil:
+		cfg.Auth = &Sessions{Accounts: cfg.Accounts, Logger: cfg.Logger}
+	default:
 		cfg.Auth = OpenAccess{}
 	}
 	if cfg.Logger == nil {
@@ -72,6 +79,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.route("GET /api/v1/queues", RoleAgent, s.queues)
 	s.route("GET /api/v1/agents", RoleSupervisor, s.agents)
+	if cfg.Accounts != nil {
+		s.mux.HandleFunc("POST /api/v1/login", s.login)
+		s.mux.HandleFunc("POST /api/v1/logout", s.logout)
+		s.route("GET /api/v1/me", RoleAgent, s.me)
+	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -81,17 +93,19 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// route registers an API handler behind the role check.
+// route registers an API handler behind the role check; the handler finds
+// the user with UserFrom.
 func (s *Server) route(pattern string, need Role, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		switch s.cfg.Auth.Authorize(r, need) {
-		case http.StatusUnauthorized:
-			writeError(w, http.StatusUnauthorized, "log in first")
-		case http.StatusForbidden:
-			writeError(w, http.StatusForbidden, "needs the "+string(need)+" role")
-		default:
-			h(w, r)
+		r, status, msg := s.authorize(r, need)
+		if status != 0 {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="ivrd"`)
+			}
+			writeError(w, status, msg)
+			return
 		}
+		h(w, r)
 	})
 }
 
