@@ -795,6 +795,7 @@
     if (c.phase === 'ringing') phase = c.accepting ? 'Connecting…' : 'Incoming call';
     else phase = S.held ? 'On hold' : 'Connected';
     text($('pop-phase'), phase);
+    $('pop-timer').classList.toggle('countdown', c.phase === 'ringing');
     if (c.phase === 'ringing') {
       const ring = Number(info.ring_timeout_s) || 0;
       const left = ring ? Math.max(0, ring - (Date.now() - c.offeredAt) / 1000) : 0;
