@@ -508,3 +508,32 @@ func TestReAddedUserStartsOver(t *testing.T) {
 		}
 	})
 }
+
+// A user hash broken by hand is named, and the other users are still listed.
+func TestListSkipsBrokenUser(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		s := newStore(t, e, nil)
+		if err := s.Add(ctx, User{Name: "frank", Role: RoleAdmin}, "frank-secret"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Add(ctx, User{Name: "gina", Role: RoleAdmin}, "gina-secret"); err != nil {
+			t.Fatal(err)
+		}
+		e.rdb.HSet(ctx, s.UserKey("frank"), "role", "owner")
+		list, err := s.List(ctx)
+		if err == nil || !strings.Contains(err.Error(), s.UserKey("frank")) || !strings.Contains(err.Error(), `"owner"`) {
+			t.Fatalf("List error %v; want one naming %s and its role", err, s.UserKey("frank"))
+		}
+		var names []string
+		for _, u := range list {
+			names = append(names, u.Name)
+		}
+		if strings.Join(names, ",") != "agent1,gina,supervisor1" {
+			t.Fatalf("List with a broken user: %v", names)
+		}
+		if _, err := s.Login(ctx, "frank", "frank-secret", "10.0.0.1"); err == nil || errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("login of the broken user: %v; want an error naming the problem", err)
+		}
+	})
+}

@@ -185,6 +185,8 @@ func (s *Store) fromHash(name string, m map[string]string) (User, error) {
 
 // List returns every user, from the configuration file and from Redis,
 // sorted by name. A configuration user hides a Redis user of the same name.
+// A user that cannot be read (a hash edited by hand) is left out and named
+// in the error, which then comes with the other users.
 func (s *Store) List(ctx context.Context) ([]User, error) {
 	out := make([]User, 0, len(s.config))
 	for _, u := range s.config {
@@ -208,18 +210,20 @@ func (s *Store) List(ctx context.Context) ([]User, error) {
 			return nil, fmt.Errorf("read users: %w", err)
 		}
 	}
+	var bad []error
 	for i, n := range names {
 		if _, ok := s.config[n]; ok || len(cmds[i].Val()) == 0 {
 			continue // hidden by the file, or removed meanwhile
 		}
 		u, err := s.fromHash(n, cmds[i].Val())
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			continue
 		}
 		out = append(out, u)
 	}
 	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return out, errors.Join(bad...)
 }
 
 // Add creates a user in Redis with the given password (hashed here). The

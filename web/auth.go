@@ -63,7 +63,7 @@ func (a *Sessions) authorize(r *http.Request, need Role) (accounts.User, int, st
 		return accounts.User{}, http.StatusUnauthorized, "session expired or unknown: log in again"
 	case err != nil:
 		a.logger().Warn("authenticate", "method", r.Method, "path", r.URL.Path, "error", err)
-		return accounts.User{}, http.StatusServiceUnavailable, "sessions unavailable: " + err.Error()
+		return accounts.User{}, http.StatusServiceUnavailable, "sessions unavailable for now (the server log says why)"
 	}
 	if !u.Role.Allows(accounts.Role(need)) {
 		return u, http.StatusForbidden, "needs the " + string(need) + " role"

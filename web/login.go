@@ -78,7 +78,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.log.Warn("login failed", "user", who, "addr", addr, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "login unavailable: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, "login unavailable for now (the server log says why)")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -105,7 +105,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.cfg.Accounts.Logout(r.Context(), token); err != nil {
 		s.log.Warn("logout", "error", err)
-		writeError(w, http.StatusServiceUnavailable, "logout unavailable: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, "logout unavailable for now (the server log says why)")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
