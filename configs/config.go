@@ -6,6 +6,7 @@ package configs
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Config is the whole server configuration.
@@ -32,6 +34,7 @@ type Config struct {
 	Redis      Redis      `yaml:"redis"`
 	Queue      Queue      `yaml:"queue"`
 	Limits     Limits     `yaml:"limits"`
+	Users      []User     `yaml:"users"`
 	Recordings Recordings `yaml:"recordings"`
 	Shutdown   Shutdown   `yaml:"shutdown"`
 	Log        Log        `yaml:"log"`
@@ -75,8 +78,14 @@ type CRM struct {
 
 // HTTP configures the web server.
 type HTTP struct {
-	Listen string `yaml:"listen"`
+	Listen     string        `yaml:"listen"`
+	TLSCert    string        `yaml:"tls_cert"`    // PEM certificate (chain); with tls_key: serve https
+	TLSKey     string        `yaml:"tls_key"`     // PEM private key of tls_cert
+	SessionTTL time.Duration `yaml:"session_ttl"` // a login lasts this long
 }
+
+// TLS reports whether the web server serves https.
+func (h HTTP) TLS() bool { return h.TLSCert != "" && h.TLSKey != "" }
 
 // Redis configures shared state.
 type Redis struct {
@@ -84,14 +93,13 @@ type Redis struct {
 	Prefix string `yaml:"prefix"` // key prefix; keys are "<prefix>:{q}:…"
 }
 
-// Queue configures skills, waiting and the agents known at start.
+// Queue configures skills and waiting.
 type Queue struct {
 	Skills            map[string]Skill `yaml:"skills"`
 	ServiceLevel      time.Duration    `yaml:"service_level"`       // answered within this counts for the service level
 	AnnounceEvery     time.Duration    `yaml:"announce_every"`      // position and estimate repeated this often
 	Window            time.Duration    `yaml:"window"`              // throughput window of the estimate
 	DefaultHandleTime time.Duration    `yaml:"default_handle_time"` // until handle times are measured
-	Agents            []AgentDef       `yaml:"agents"`              // created in Redis (offline) at start
 }
 
 // Skill configures one skill's queue.
@@ -100,11 +108,15 @@ type Skill struct {
 	AnnounceEvery time.Duration `yaml:"announce_every"` // overrides queue.announce_every
 }
 
-// AgentDef is an agent created at start.
-type AgentDef struct {
-	ID     string         `yaml:"id"`
-	Name   string         `yaml:"name"`
-	Skills map[string]int `yaml:"skills"` // skill → proficiency 1..100
+// User is an account defined in the file (more can be added to Redis with
+// `ivrd user`). Agents are also created in the queue, offline until they
+// log in.
+type User struct {
+	Name         string         `yaml:"name"`          // log-in name; an agent's id in the queue
+	DisplayName  string         `yaml:"display_name"`  // shown to people
+	Role         string         `yaml:"role"`          // agent, supervisor or admin
+	Skills       map[string]int `yaml:"skills"`        // agents only: skill → proficiency 1..100
+	PasswordHash string         `yaml:"password_hash"` // bcrypt; `ivrd user hash` makes one
 }
 
 // Limits configures admission rate limits, shared by every instance on the
@@ -113,6 +125,8 @@ type Limits struct {
 	InvitesPerSource Rate   `yaml:"invites_per_source"` // new INVITEs per source IP; beyond: 503 + Retry-After
 	CallsPerNumber   Rate   `yaml:"calls_per_number"`   // new calls per caller number
 	NumberAction     string `yaml:"number_action"`      // busy (486) or announce (a "call back later" prompt)
+	LoginsPerUser    Rate   `yaml:"logins_per_user"`    // login attempts per user name; beyond: 429 + Retry-After
+	LoginsPerAddress Rate   `yaml:"logins_per_address"` // login attempts per client IP address
 }
 
 // Rate is "N/unit" (e.g. "20/s", "5/m", "100/h"); "0" or "" turns the limit off.
@@ -223,7 +237,7 @@ func Defaults() Config {
 		},
 		Media: Media{RTPPorts: PortRange{Min: 30000, Max: 30999}},
 		IVR:   IVR{Prompts: "prompts", DefaultCountry: "US", CRM: CRM{Timeout: 500 * time.Millisecond}},
-		HTTP:  HTTP{Listen: "127.0.0.1:8080"},
+		HTTP:  HTTP{Listen: "127.0.0.1:8080", SessionTTL: 12 * time.Hour},
 		Redis: Redis{Prefix: "ivrd"},
 		Queue: Queue{
 			ServiceLevel: 20 * time.Second, AnnounceEvery: 45 * time.Second,
@@ -233,6 +247,8 @@ func Defaults() Config {
 			InvitesPerSource: Rate{N: 50, Per: time.Second},
 			CallsPerNumber:   Rate{N: 10, Per: time.Minute},
 			NumberAction:     "announce",
+			LoginsPerUser:    Rate{N: 5, Per: time.Minute},
+			LoginsPerAddress: Rate{N: 20, Per: time.Minute},
 		},
 		Recordings: Recordings{Dir: "recordings"},
 		Shutdown:   Shutdown{Grace: 30 * time.Second},
@@ -463,6 +479,8 @@ func (c *Config) resolvePaths(dir string) {
 	c.IVR.Prompts = abs(c.IVR.Prompts)
 	c.IVR.Directory = abs(c.IVR.Directory)
 	c.Recordings.Dir = abs(c.Recordings.Dir)
+	c.HTTP.TLSCert = abs(c.HTTP.TLSCert)
+	c.HTTP.TLSKey = abs(c.HTTP.TLSKey)
 }
 
 // validate checks everything in one place; all problems are reported.
@@ -504,6 +522,10 @@ func (c *Config) validate(root *yaml.Node) []error {
 	if !isHostPort(c.HTTP.Listen) {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
 	}
+	c.validateTLS(bad)
+	if c.HTTP.SessionTTL < time.Minute {
+		bad("http.session_ttl", "must be at least 1m")
+	}
 	if c.IVR.Flow == "" {
 		bad("ivr.flow", "is required")
 	} else if err := fileExists(c.IVR.Flow); err != nil {
@@ -543,6 +565,7 @@ func (c *Config) validate(root *yaml.Node) []error {
 		bad("redis.prefix", "%q: letters, digits, - and _ (the hash tag is added)", c.Redis.Prefix)
 	}
 	c.validateQueue(bad)
+	c.validateUsers(bad)
 	switch c.Limits.NumberAction {
 	case "busy", "announce":
 	default:
@@ -598,26 +621,77 @@ func (c *Config) validateQueue(bad func(path, format string, args ...any)) {
 	if q.DefaultHandleTime <= 0 {
 		bad("queue.default_handle_time", "must be positive")
 	}
+}
+
+func (c *Config) validateTLS(bad func(path, format string, args ...any)) {
+	h := c.HTTP
+	switch {
+	case h.TLSCert == "" && h.TLSKey == "":
+		return
+	case h.TLSCert == "":
+		bad("http.tls_cert", "is required with http.tls_key (both or neither)")
+		return
+	case h.TLSKey == "":
+		bad("http.tls_key", "is required with http.tls_cert (both or neither)")
+		return
+	}
+	certErr, keyErr := fileExists(h.TLSCert), fileExists(h.TLSKey)
+	if certErr != nil {
+		bad("http.tls_cert", "%v", certErr)
+	}
+	if keyErr != nil {
+		bad("http.tls_key", "%v", keyErr)
+	}
+	if certErr == nil && keyErr == nil {
+		if _, err := tls.LoadX509KeyPair(h.TLSCert, h.TLSKey); err != nil {
+			bad("http.tls_cert", "cannot use %s with the key %s: %v", h.TLSCert, h.TLSKey, err)
+		}
+	}
+}
+
+// userName is what a user may be called: it becomes part of Redis keys and
+// is an agent's id in the queue (the rule of accounts.ValidName).
+var userName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
+
+func (c *Config) validateUsers(bad func(path, format string, args ...any)) {
 	seen := map[string]bool{}
-	for i, a := range q.Agents {
-		path := "queue.agents." + strconv.Itoa(i)
+	for i, u := range c.Users {
+		path := "users." + strconv.Itoa(i)
 		switch {
-		case !skillName.MatchString(a.ID):
-			bad(path+".id", "%q: letters, digits, - and _ only", a.ID)
-		case seen[a.ID]:
-			bad(path+".id", "agent %q is listed twice", a.ID)
+		case !userName.MatchString(u.Name):
+			bad(path+".name", "%q: 1 to 64 letters, digits, _ . @ - (not first)", u.Name)
+		case seen[u.Name]:
+			bad(path+".name", "user %q is listed twice", u.Name)
 		}
-		seen[a.ID] = true
-		if len(a.Skills) == 0 {
-			bad(path+".skills", "an agent needs at least one skill")
+		seen[u.Name] = true
+		if strings.ContainsAny(u.DisplayName, "\r\n") || len(u.DisplayName) > 200 {
+			bad(path+".display_name", "one line of at most 200 bytes")
 		}
-		for _, sk := range slices.Sorted(maps.Keys(a.Skills)) {
-			if _, ok := q.Skills[sk]; !ok {
+		switch u.Role {
+		case "agent":
+			if len(u.Skills) == 0 {
+				bad(path+".skills", "an agent needs at least one skill")
+			}
+		case "supervisor", "admin":
+			if len(u.Skills) > 0 {
+				bad(path+".skills", "only agents have skills (this user is a %s)", u.Role)
+			}
+		default:
+			bad(path+".role", "%q is not one of agent, supervisor, admin", u.Role)
+		}
+		for _, sk := range slices.Sorted(maps.Keys(u.Skills)) {
+			if _, ok := c.Queue.Skills[sk]; !ok {
 				bad(path+".skills."+sk, "unknown skill %q (not in queue.skills)", sk)
 			}
-			if lvl := a.Skills[sk]; lvl < 1 || lvl > 100 {
+			if lvl := u.Skills[sk]; lvl < 1 || lvl > 100 {
 				bad(path+".skills."+sk, "proficiency %d is not in 1..100", lvl)
 			}
+		}
+		// The hash itself is not repeated in errors.
+		if u.PasswordHash == "" {
+			bad(path+".password_hash", "is required (a bcrypt hash: `ivrd user hash` makes one)")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			bad(path+".password_hash", "is not a bcrypt hash ($2a$/$2b$/$2y$…; `ivrd user hash` makes one)")
 		}
 	}
 }
@@ -656,7 +730,7 @@ func (c *Config) Summary() []any {
 	}
 	return []any{
 		"config", c.file, "sip", c.SIP.Listen, "transports", strings.Join(c.SIP.Transports, ","),
-		"rtp_ports", c.Media.RTPPorts.String(), "http", c.HTTP.Listen,
+		"rtp_ports", c.Media.RTPPorts.String(), "http", c.HTTP.Listen, "tls", c.HTTP.TLS(), "users", len(c.Users),
 		"flow", c.IVR.Flow, "prompts", c.IVR.Prompts, "crm", crm, "recordings", c.Recordings.Dir,
 	}
 }

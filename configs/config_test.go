@@ -1,7 +1,15 @@
 package configs_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +18,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
 
 	"ivrd/configs"
 )
@@ -54,6 +63,9 @@ func writeConfig(t *testing.T, text string) string {
 	}
 	return filepath.Join(dir, "ivrd.yaml")
 }
+
+// testHash is a bcrypt hash (of "test-password", at the lowest cost).
+const testHash = "$2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2"
 
 // minimal is the smallest valid file: the flow is the only required key.
 const minimal = "ivr:\n  flow: flows/main.yaml\n"
@@ -135,6 +147,35 @@ func TestLoadDemo(t *testing.T) {
 	if cfg.Log != (configs.Log{Level: "info", Format: "text"}) {
 		t.Errorf("log = %+v", cfg.Log)
 	}
+	if cfg.HTTP.TLS() || cfg.HTTP.SessionTTL != 12*time.Hour {
+		t.Errorf("http = %+v; want no TLS, sessions of 12h", cfg.HTTP)
+	}
+	if cfg.Limits.LoginsPerUser != (configs.Rate{N: 5, Per: time.Minute}) || cfg.Limits.LoginsPerAddress != (configs.Rate{N: 20, Per: time.Minute}) {
+		t.Errorf("login limits = %v, %v", cfg.Limits.LoginsPerUser, cfg.Limits.LoginsPerAddress)
+	}
+	// The demo accounts the README documents, each with its name as password.
+	skills := map[string]int{"billing": 5, "support": 5, "general": 1}
+	want := []configs.User{
+		{Name: "agent1", DisplayName: "Alice Agent", Role: "agent", Skills: skills},
+		{Name: "agent2", DisplayName: "Bob Agent", Role: "agent", Skills: skills},
+		{Name: "supervisor1", DisplayName: "Sam Supervisor", Role: "supervisor"},
+	}
+	if len(cfg.Users) != len(want) {
+		t.Fatalf("users = %+v", cfg.Users)
+	}
+	for i, u := range cfg.Users {
+		hash := u.PasswordHash
+		u.PasswordHash = ""
+		if !reflect.DeepEqual(u, want[i]) {
+			t.Errorf("users.%d = %+v, want %+v", i, u, want[i])
+		}
+		if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(u.Name)); err != nil {
+			t.Errorf("users.%d (%s): the demo password is not %q: %v", i, u.Name, u.Name, err)
+		}
+		if c, _ := bcrypt.Cost([]byte(hash)); c < bcrypt.DefaultCost {
+			t.Errorf("users.%d (%s): bcrypt cost %d; want at least %d", i, u.Name, c, bcrypt.DefaultCost)
+		}
+	}
 }
 
 // The demo also loads by absolute path from anywhere: paths do not depend on
@@ -191,27 +232,33 @@ func TestDefaults(t *testing.T) {
 	// The values docs/configuration.md promises.
 	d := configs.Defaults()
 	checks := map[string][2]any{
-		"sip.listen":          {d.SIP.Listen, "127.0.0.1:5060"},
-		"sip.transports":      {strings.Join(d.SIP.Transports, ","), "udp,tcp"},
-		"sip.public_ip":       {d.SIP.PublicIP, ""},
-		"sip.user_agent":      {d.SIP.UserAgent, "ivrd"},
-		"sip.rtp_timeout":     {d.SIP.RTPTimeout, 60 * time.Second},
-		"sip.ack_timeout":     {d.SIP.AckTimeout, 32 * time.Second},
-		"sip.answer_delay":    {d.SIP.AnswerDelay, time.Duration(0)},
-		"sip.max_calls":       {d.SIP.MaxCalls, 2000},
-		"media.rtp_ports":     {d.Media.RTPPorts.String(), "30000-30999"},
-		"ivr.flow":            {d.IVR.Flow, ""},
-		"ivr.prompts":         {d.IVR.Prompts, "prompts"},
-		"ivr.default_country": {d.IVR.DefaultCountry, "US"},
-		"ivr.directory":       {d.IVR.Directory, ""},
-		"ivr.crm.url":         {d.IVR.CRM.URL, ""},
-		"ivr.crm.timeout":     {d.IVR.CRM.Timeout, 500 * time.Millisecond},
-		"http.listen":         {d.HTTP.Listen, "127.0.0.1:8080"},
-		"redis.url":           {d.Redis.URL, ""},
-		"recordings.dir":      {d.Recordings.Dir, "recordings"},
-		"shutdown.grace":      {d.Shutdown.Grace, 30 * time.Second},
-		"log.level":           {d.Log.Level, "info"},
-		"log.format":          {d.Log.Format, "text"},
+		"sip.listen":                {d.SIP.Listen, "127.0.0.1:5060"},
+		"sip.transports":            {strings.Join(d.SIP.Transports, ","), "udp,tcp"},
+		"sip.public_ip":             {d.SIP.PublicIP, ""},
+		"sip.user_agent":            {d.SIP.UserAgent, "ivrd"},
+		"sip.rtp_timeout":           {d.SIP.RTPTimeout, 60 * time.Second},
+		"sip.ack_timeout":           {d.SIP.AckTimeout, 32 * time.Second},
+		"sip.answer_delay":          {d.SIP.AnswerDelay, time.Duration(0)},
+		"sip.max_calls":             {d.SIP.MaxCalls, 2000},
+		"media.rtp_ports":           {d.Media.RTPPorts.String(), "30000-30999"},
+		"ivr.flow":                  {d.IVR.Flow, ""},
+		"ivr.prompts":               {d.IVR.Prompts, "prompts"},
+		"ivr.default_country":       {d.IVR.DefaultCountry, "US"},
+		"ivr.directory":             {d.IVR.Directory, ""},
+		"ivr.crm.url":               {d.IVR.CRM.URL, ""},
+		"ivr.crm.timeout":           {d.IVR.CRM.Timeout, 500 * time.Millisecond},
+		"http.listen":               {d.HTTP.Listen, "127.0.0.1:8080"},
+		"http.tls_cert":             {d.HTTP.TLSCert, ""},
+		"http.tls_key":              {d.HTTP.TLSKey, ""},
+		"http.session_ttl":          {d.HTTP.SessionTTL, 12 * time.Hour},
+		"limits.logins_per_user":    {d.Limits.LoginsPerUser.String(), "5/m"},
+		"limits.logins_per_address": {d.Limits.LoginsPerAddress.String(), "20/m"},
+		"users":                     {len(d.Users), 0},
+		"redis.url":                 {d.Redis.URL, ""},
+		"recordings.dir":            {d.Recordings.Dir, "recordings"},
+		"shutdown.grace":            {d.Shutdown.Grace, 30 * time.Second},
+		"log.level":                 {d.Log.Level, "info"},
+		"log.format":                {d.Log.Format, "text"},
 	}
 	for key, c := range checks {
 		if c[0] != c[1] {
@@ -248,6 +295,7 @@ ivr:
     headers: {Authorization: Bearer abc}
 http:
   listen: ":9090"
+  session_ttl: 8h
 redis:
   url: rediss://:pw@redis.example.com:6380/2
   prefix: acme
@@ -259,12 +307,15 @@ queue:
   announce_every: 60s
   window: 15m
   default_handle_time: 4m
-  agents:
-    - {id: a1, name: Ann, skills: {billing: 7, general: 1}}
 limits:
   invites_per_source: 20/s
   calls_per_number: 3/h
   number_action: busy
+  logins_per_user: 3/m
+  logins_per_address: 100/h
+users:
+  - {name: a1, display_name: Ann, role: agent, skills: {billing: 7, general: 1}, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}
+  - {name: boss, role: admin, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}
 recordings:
   dir: /var/spool/ivrd
 shutdown:
@@ -292,7 +343,7 @@ log:
 				Headers: map[string]string{"Authorization": "Bearer abc"},
 			},
 		},
-		HTTP:  configs.HTTP{Listen: ":9090"},
+		HTTP:  configs.HTTP{Listen: ":9090", SessionTTL: 8 * time.Hour},
 		Redis: configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "acme"},
 		Queue: configs.Queue{
 			Skills: map[string]configs.Skill{
@@ -300,11 +351,14 @@ log:
 			},
 			ServiceLevel: 30 * time.Second, AnnounceEvery: time.Minute, Window: 15 * time.Minute,
 			DefaultHandleTime: 4 * time.Minute,
-			Agents:            []configs.AgentDef{{ID: "a1", Name: "Ann", Skills: map[string]int{"billing": 7, "general": 1}}},
 		},
 		Limits: configs.Limits{
 			InvitesPerSource: configs.Rate{N: 20, Per: time.Second}, CallsPerNumber: configs.Rate{N: 3, Per: time.Hour},
-			NumberAction: "busy",
+			NumberAction: "busy", LoginsPerUser: configs.Rate{N: 3, Per: time.Minute}, LoginsPerAddress: configs.Rate{N: 100, Per: time.Hour},
+		},
+		Users: []configs.User{
+			{Name: "a1", DisplayName: "Ann", Role: "agent", Skills: map[string]int{"billing": 7, "general": 1}, PasswordHash: testHash},
+			{Name: "boss", Role: "admin", PasswordHash: testHash},
 		},
 		Recordings: configs.Recordings{Dir: "/var/spool/ivrd"},
 		Log:        configs.Log{Level: "debug", Format: "json"},
@@ -316,7 +370,7 @@ log:
 		{"sip", cfg.SIP, want.SIP}, {"media", cfg.Media, want.Media}, {"ivr", cfg.IVR, want.IVR},
 		{"http", cfg.HTTP, want.HTTP}, {"redis", cfg.Redis, want.Redis}, {"recordings", cfg.Recordings, want.Recordings},
 		{"shutdown", cfg.Shutdown, want.Shutdown}, {"log", cfg.Log, want.Log},
-		{"queue", cfg.Queue, want.Queue}, {"limits", cfg.Limits, want.Limits},
+		{"queue", cfg.Queue, want.Queue}, {"limits", cfg.Limits, want.Limits}, {"users", cfg.Users, want.Users},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s = %+v, want %+v", c.name, c.got, c.want)
@@ -432,10 +486,22 @@ func TestInvalidValues(t *testing.T) {
 		{"service level", "queue:\n  service_level: 0s\n", 2, "queue.service_level", "must be positive"},
 		{"announce every", "queue:\n  announce_every: -1s\n", 2, "queue.announce_every", "must be positive"},
 		{"window", "queue:\n  window: 10s\n", 2, "queue.window", "at least 1m"},
-		{"agent unknown skill", "queue:\n  skills: {billing: {}}\n  agents:\n    - {id: a1, skills: {sales: 3}}\n", 4, "queue.agents.0.skills.sales", `unknown skill "sales"`},
-		{"agent proficiency", "queue:\n  skills: {billing: {}}\n  agents:\n    - {id: a1, skills: {billing: 0}}\n", 4, "queue.agents.0.skills.billing", "proficiency 0 is not in 1..100"},
-		{"agent twice", "queue:\n  skills: {billing: {}}\n  agents:\n    - {id: a1, skills: {billing: 1}}\n    - {id: a1, skills: {billing: 1}}\n", 5, "queue.agents.1.id", `agent "a1" is listed twice`},
-		{"agent without skills", "queue:\n  agents:\n    - {id: a1}\n", 3, "queue.agents.0.skills", "at least one skill"},
+		{"user unknown skill", "queue:\n  skills: {billing: {}}\nusers:\n  - {name: a1, role: agent, skills: {sales: 3}, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 4, "users.0.skills.sales", `unknown skill "sales"`},
+		{"user proficiency", "queue:\n  skills: {billing: {}}\nusers:\n  - {name: a1, role: agent, skills: {billing: 0}, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 4, "users.0.skills.billing", "proficiency 0 is not in 1..100"},
+		{"user twice", "users:\n  - {name: s1, role: supervisor, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n  - {name: s1, role: admin, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 3, "users.1.name", `user "s1" is listed twice`},
+		{"agent without skills", "users:\n  - {name: a1, role: agent, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 2, "users.0.skills", "at least one skill"},
+		{"supervisor with skills", "queue:\n  skills: {billing: {}}\nusers:\n  - {name: s1, role: supervisor, skills: {billing: 3}, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 4, "users.0.skills", "only agents have skills"},
+		{"user role", "users:\n  - {name: r, role: root, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 2, "users.0.role", `"root" is not one of agent, supervisor, admin`},
+		{"user name", "users:\n  - {name: \"a:b\", role: admin, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}\n", 2, "users.0.name", `"a:b": 1 to 64 letters`},
+		{"user without hash", "users:\n  - {name: boss, role: admin}\n", 2, "users.0.password_hash", "is required"},
+		{"user plain password", "users:\n  - {name: boss, role: admin, password_hash: secret}\n", 2, "users.0.password_hash", "is not a bcrypt hash"},
+		{"user password key", "users:\n  - name: boss\n    role: admin\n    password: secret\n    password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2\n", 4, "users.0.password", `unknown key "password"`},
+		{"session ttl", "http:\n  session_ttl: 30s\n", 2, "http.session_ttl", "at least 1m"},
+		{"login rate", "limits:\n  logins_per_user: many\n", 2, "limits.logins_per_user", `"many" is not a rate`},
+		{"tls cert alone", "http:\n  tls_cert: directory.csv\n", 1, "http.tls_key", "is required with http.tls_cert"},
+		{"tls key alone", "http:\n  tls_key: directory.csv\n", 1, "http.tls_cert", "is required with http.tls_key"},
+		{"tls cert missing", "http:\n  tls_cert: nope.pem\n  tls_key: directory.csv\n", 2, "http.tls_cert", "cannot read"},
+		{"tls not a pair", "http:\n  tls_cert: directory.csv\n  tls_key: directory.csv\n", 2, "http.tls_cert", "cannot use"},
 		{"rate", "limits:\n  invites_per_source: lots\n", 2, "limits.invites_per_source", `"lots" is not a rate like 20/s`},
 		{"number action", "limits:\n  number_action: shout\n", 2, "limits.number_action", `"shout" is not one of busy, announce`},
 		{"log level", "log:\n  level: loud\n", 2, "log.level", `"loud" is not one of debug, info, warn, error`},
@@ -794,4 +860,59 @@ func expectOneKeyError(t *testing.T, yaml string, line int, key, msg string) err
 			ke.File, ke.Line, ke.Key, ke.Msg, line+offset, key, msg)
 	}
 	return err
+}
+
+// A certificate and key named in the file are found next to it and must
+// be a pair.
+func TestTLSFiles(t *testing.T) {
+	clearEnv(t)
+	path := writeConfig(t, minimal+"http:\n  tls_cert: tls/cert.pem\n  tls_key: tls/key.pem\n")
+	dir := filepath.Dir(path)
+	if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeSelfSigned(t, filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem"))
+	cfg := mustLoad(t, path)
+	if !cfg.HTTP.TLS() || cfg.HTTP.TLSCert != filepath.Join(dir, "tls", "cert.pem") || cfg.HTTP.TLSKey != filepath.Join(dir, "tls", "key.pem") {
+		t.Fatalf("http = %+v; want TLS with the files next to the configuration", cfg.HTTP)
+	}
+	// Another key than the certificate's is refused.
+	other := filepath.Join(t.TempDir(), "other")
+	writeSelfSigned(t, other+".crt", other+".key")
+	if err := os.Rename(other+".key", filepath.Join(dir, "tls", "key.pem")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := configs.Load(path)
+	if err == nil || !strings.Contains(err.Error(), "http.tls_cert: cannot use") {
+		t.Fatalf("mismatched key: %v", err)
+	}
+}
+
+// writeSelfSigned writes a fresh self-signed certificate for 127.0.0.1 and
+// its key as PEM.
+func writeSelfSigned(t *testing.T, certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ivrd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

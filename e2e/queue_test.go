@@ -55,7 +55,14 @@ func (d *ivrd) get(path string) (int, string) {
 	if d.httpAddr == "" {
 		d.t.Fatal("ivrd's ready line named no http address")
 	}
-	res, err := httpClient.Get("http://" + d.httpAddr + path)
+	req, err := http.NewRequest("GET", "http://"+d.httpAddr+path, nil)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if strings.HasPrefix(path, "/api/") {
+		req.Header.Set("Authorization", "Bearer "+d.token()) // supervisor1 of the demo
+	}
+	res, err := httpClient.Do(req)
 	if err != nil {
 		d.t.Fatalf("GET %s: %v", path, err)
 	}

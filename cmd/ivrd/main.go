@@ -3,10 +3,12 @@
 //
 //	ivrd -config configs/ivrd.yaml     run
 //	ivrd -check-config FILE            validate a configuration and exit
+//	ivrd user add|passwd|list|remove|hash …   manage users (ivrd user -h)
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +35,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "user" {
+		return userCmd(args[1:], os.Stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("ivrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "configs/ivrd.yaml", "configuration file")
@@ -124,18 +129,23 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		return err
 	}
 
-	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log})
+	users, err := newAccounts(cfg, q.Store())
 	if err != nil {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
-	httpSrv, httpAddr, err := startHTTP(cfg.HTTP.Listen, api, log)
+	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log, Accounts: users, TLS: cfg.HTTP.TLS()})
 	if err != nil {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
-	log.Warn("the HTTP API has no accounts yet: anyone who can reach " + httpAddr + " can read queue and agent state")
-	log.Info("ivrd ready", "sip", srv.Addr("udp"), "http", httpAddr, "call", "sip:support@"+srv.Addr("udp"))
+	httpSrv, httpAddr, err := startHTTP(cfg.HTTP, api, log)
+	if err != nil {
+		shutdownSIP(srv, 0, log)
+		return err
+	}
+	warnAccounts(cfg, log)
+	log.Info("ivrd ready", "sip", srv.Addr("udp"), "http", httpAddr, "tls", cfg.HTTP.TLS(), "call", "sip:support@"+srv.Addr("udp"))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -161,15 +171,29 @@ func shutdownSIP(srv *sip.Server, grace time.Duration, log *slog.Logger) {
 	}
 }
 
-// startHTTP serves the API, /healthz and /metrics.
-func startHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("http: listen %s: %w", addr, err)
-	}
+// startHTTP serves the API, /healthz and /metrics; over TLS when a
+// certificate is configured.
+func startHTTP(cfg configs.HTTP, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("http: certificate %s, key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("http: listen %s: %w", cfg.Listen, err)
+	}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "error", err)
 		}
 	}()

@@ -61,16 +61,22 @@ func openQueue(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer)
 	return q, be, nil
 }
 
-// setupRedis writes the configured routing and agents. Existing agents keep
-// their state; new ones start offline.
+// setupRedis writes the configured routing and the agents: users with the
+// agent role, from the configuration file and from Redis (`ivrd user
+// add`). Existing agents keep their state; new ones start offline.
 func setupRedis(ctx context.Context, cfg *configs.Config, st *queue.Store) error {
 	for name, s := range cfg.Queue.Skills {
 		if err := st.SetRouting(ctx, name, s.Routing); err != nil {
 			return err
 		}
 	}
-	for _, a := range cfg.Queue.Agents {
-		if _, err := st.UpsertAgent(ctx, queue.Agent{ID: a.ID, Name: a.Name, Skills: a.Skills}); err != nil {
+	agents, err := agentUsers(ctx, cfg, st)
+	if err != nil {
+		// Unreadable users are left out; the others still become agents.
+		slog.Warn("agents from users", "error", err)
+	}
+	for _, a := range agents {
+		if _, err := st.UpsertAgent(ctx, queue.Agent{ID: a.Name, Name: a.Label(), Skills: a.Skills}); err != nil {
 			return err
 		}
 	}
