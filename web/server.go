@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"ivrd/accounts"
+	"ivrd/agents"
 	"ivrd/queue"
 )
 
@@ -47,6 +48,7 @@ type Config struct {
 	Auth     Authorizer           // default: sessions of Accounts, or OpenAccess without Accounts
 	Accounts *accounts.Store      // users and sessions; serves /api/v1/login, /logout and /me
 	TLS      bool                 // served over https: the session cookie is Secure
+	Agents   *agents.Hub          // serves the agent signalling WebSocket; nil: none
 	Logger   *slog.Logger
 }
 
@@ -84,6 +86,16 @@ func New(cfg Config) (*Server, error) {
 		s.mux.HandleFunc("POST /api/v1/logout", s.logout)
 		s.route("GET /api/v1/me", RoleAgent, s.me)
 	}
+	if cfg.Agents != nil {
+		ws := cfg.Agents.WSHandler(func(r *http.Request) (agents.Identity, bool) {
+			u, ok := UserFrom(r.Context())
+			return agents.Identity{ID: u.Name, Name: u.DisplayName, Skills: u.Skills}, ok
+		}, SameOrigin)
+		s.route("GET /api/v1/agent/ws", RoleAgent, ws.ServeHTTP)
+	}
+	pages := Pages()
+	s.mux.Handle("GET /agent", pages)
+	s.mux.Handle("GET /static/", pages)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
