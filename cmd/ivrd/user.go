@@ -180,7 +180,7 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	if cfg.Redis.URL == "" {
-		return fail(fmt.Errorf("%s has no redis.url (and IVRD_REDIS_URL is not set): the embedded store lives inside the running server, "+
+		return fail(fmt.Errorf("%s has no redis.url (nor does IVRD_REDIS_URL name one): the embedded store lives inside the running server, "+
 			"so users are then defined in the configuration file's users: list (ivrd user hash makes a password_hash)", *configPath))
 	}
 	be, err := queue.Open(cfg.Redis.URL, slog.New(slog.DiscardHandler))
