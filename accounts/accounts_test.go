@@ -297,6 +297,15 @@ func TestLoginSessions(t *testing.T) {
 			}
 		}
 
+		// For the log only: an unknown name is also ErrNoUser, a wrong
+		// password is not.
+		if _, err := s.Login(ctx, "nobody", "x", "10.0.0.2"); !errors.Is(err, ErrNoUser) {
+			t.Errorf("unknown name: %v; want ErrNoUser too", err)
+		}
+		if _, err := s.Login(ctx, "agent1", "x", "10.0.0.2"); errors.Is(err, ErrNoUser) {
+			t.Errorf("wrong password: %v is ErrNoUser", err)
+		}
+
 		// Another instance (another Store on the same Redis, same
 		// configuration) sees the session.
 		if u, err := newStore(t, e, func(c *Config) { c.Users = s.cfg.Users }).Authenticate(ctx, sess.Token); err != nil || u.Name != "agent1" {

@@ -45,7 +45,8 @@ func fingerprint(hash string) string {
 // counted per client address and per user name, successful or not, before
 // the password is checked: beyond either limit the answer is a
 // *LimitedError whatever the password. A wrong name or password is
-// ErrBadCredentials, in about the same time either way.
+// ErrBadCredentials, in about the same time either way (an unknown name
+// is also ErrNoUser, for logs).
 func (s *Store) Login(ctx context.Context, name, password, addr string) (Session, error) {
 	if err := s.allow(ctx, "login_addr", "address", addr, s.cfg.LoginsPerAddress); err != nil {
 		return Session{}, err
@@ -60,7 +61,9 @@ func (s *Store) Login(ctx context.Context, name, password, addr string) (Session
 	u, err := s.Get(ctx, name)
 	if errors.Is(err, ErrNoUser) {
 		PasswordMatches(s.dummyHash(), password) // spend the time a real check takes
-		return Session{}, ErrBadCredentials
+		// Both, for the caller's log (a password typed as the name is
+		// better not logged); the client must be told neither.
+		return Session{}, fmt.Errorf("%w (%w)", ErrBadCredentials, ErrNoUser)
 	}
 	if err != nil {
 		return Session{}, err

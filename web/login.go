@@ -66,6 +66,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var lim *accounts.LimitedError
 	switch {
 	case errors.As(err, &lim):
+		if lim.Kind != "user" {
+			who = "(not checked)"
+		}
 		s.log.Warn("login refused: too many attempts", "user", who, "addr", addr, "limit", lim.Kind, "retry_after", lim.RetryAfter)
 		// Whole seconds, rounded up, at least 1 (RFC 9110 §10.2.3).
 		secs := max(1, int((lim.RetryAfter+time.Second-1)/time.Second))
@@ -73,6 +76,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "too many login attempts for this "+lim.Kind+": try again in "+strconv.Itoa(secs)+" s")
 		return
 	case errors.Is(err, accounts.ErrBadCredentials):
+		if errors.Is(err, accounts.ErrNoUser) {
+			// Not the name as typed: it may be a password typed one field early.
+			who = "(no such user)"
+		}
 		s.log.Warn("login failed: wrong user name or password", "user", who, "addr", addr)
 		writeError(w, http.StatusUnauthorized, "wrong user name or password")
 		return
@@ -138,14 +145,11 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// logName is a user name as typed, fit for a log line: names that cannot
-// exist are cut short and marked.
+// logName is a user name as typed, for a log line; names that cannot
+// exist are not repeated.
 func logName(name string) string {
 	if accounts.ValidName(name) {
 		return name
 	}
-	if len(name) > 32 {
-		name = name[:32] + "…"
-	}
-	return "(invalid) " + strconv.Quote(name)
+	return "(invalid name)"
 }

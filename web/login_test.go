@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ type authServer struct {
 
 // newAuthServer serves the API with testUsers, sessions and login limits
 // on rdb; mod adjusts the accounts' configuration, tls serves https.
-func newAuthServer(t *testing.T, rdb redis.UniversalClient, tlsOn bool, mod func(*accounts.Config)) *authServer {
+func newAuthServer(t *testing.T, rdb redis.UniversalClient, tlsOn bool, mod func(*accounts.Config), log ...*slog.Logger) *authServer {
 	t.Helper()
 	q := newQueue(t, rdb)
 	prefix := strings.TrimSuffix(q.Store().Key("x"), ":{q}:x")
@@ -73,7 +75,11 @@ func newAuthServer(t *testing.T, rdb redis.UniversalClient, tlsOn bool, mod func
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Queue: q, Accounts: acc})
+	cfgWeb := Config{Queue: q, Accounts: acc}
+	if len(log) > 0 {
+		cfgWeb.Logger = log[0]
+	}
+	s, err := New(cfgWeb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +255,8 @@ func TestLoginAndRoles(t *testing.T) {
 }
 
 func TestLoginBadPassword(t *testing.T) {
-	a := newAuthServer(t, realRedis(t), false, nil)
+	var logBuf syncBuffer
+	a := newAuthServer(t, realRedis(t), false, nil, slog.New(slog.NewTextHandler(&logBuf, nil)))
 	ctx := context.Background()
 	sessions := func() int {
 		keys, err := a.rdb.Keys(ctx, strings.TrimSuffix(a.q.Store().Key("session", "x"), "x")+"*").Result()
@@ -274,6 +281,20 @@ func TestLoginBadPassword(t *testing.T) {
 	}
 	if n := sessions(); n != 0 {
 		t.Fatalf("%d sessions after failed logins", n)
+	}
+	// A password typed into the name field does not reach the log; a
+	// known name does, and the address.
+	if res, _ := a.req(t, nil, "POST", "/api/v1/login", loginBody("Tr0ub4dor", "agent1")); res.StatusCode != 401 {
+		t.Fatalf("login as Tr0ub4dor: %d", res.StatusCode)
+	}
+	log := logBuf.String()
+	for _, secret := range []string{"Tr0ub4dor", "agent1-pW", "supervisor1-pw", "$2a$"} {
+		if strings.Contains(log, secret) {
+			t.Fatalf("the log holds %q:\n%s", secret, log)
+		}
+	}
+	if !strings.Contains(log, "user=agent1 addr=127.0.0.1") || !strings.Contains(log, `user="(no such user)"`) {
+		t.Fatalf("log of failed logins:\n%s", log)
 	}
 	for _, c := range []struct {
 		body, ctype string
@@ -466,4 +487,22 @@ func TestLoginWithRedisGone(t *testing.T) {
 	if res, body := a.req(t, nil, "GET", "/api/v1/queues", "", bearer(tok)...); res.StatusCode != 503 || !strings.Contains(body, "sessions unavailable") {
 		t.Fatalf("request with Redis gone: %d %s; want 503", res.StatusCode, body)
 	}
+}
+
+// syncBuffer is a log destination safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
