@@ -237,3 +237,29 @@ func BenchmarkDecodeWAV(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRelayWrite: one relayed packet toward the caller (stamp, build,
+// send on the session's socket to a caller that never reads).
+func BenchmarkRelayWrite(b *testing.B) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: loopback})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	pool := newTestPool(b, 1)
+	s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, Remote: conn.LocalAddr().(*net.UDPAddr)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := s.StartRelay()
+	pkt := AudioPacket{SSRC: 5, Payload: make([]byte, FrameSamples)}
+	b.SetBytes(FrameSamples)
+	b.ReportAllocs()
+	for b.Loop() {
+		pkt.Timestamp += FrameSamples
+		if err := r.Write(pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -55,7 +54,8 @@ const relatchAfter = 2 * time.Second
 // packets, latches to the caller's address and turns DTMF into digits; the
 // send goroutine sends one continuous stream — one SSRC, continuous
 // sequence numbers and timestamps — paced every 20 ms on absolute
-// deadlines, carrying prompt frames or silence.
+// deadlines, carrying prompt frames or silence — or, while a Relay is
+// active, another party's packets as they arrive (relay.go).
 //
 // Lifecycle: NewSession binds the port, Start runs the goroutines, Play and
 // Digits serve the IVR, Close stops everything and releases the port.
@@ -73,6 +73,16 @@ type Session struct {
 
 	plays  chan *playback
 	digits chan Digit
+
+	// out is the stream toward the caller, shared by the paced sender and
+	// a relay (Relay.Write runs on the relay owner's goroutine).
+	out struct {
+		sync.Mutex
+		stream *SendStream
+		relay  *Relay // the active relay: the paced sender is silent
+		buf    [12 + maxRelayPayload]byte
+	}
+	sink atomic.Pointer[AudioSink]
 
 	startOnce, closeOnce sync.Once
 	done                 chan struct{}
@@ -105,6 +115,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		digits: make(chan Digit, 32),
 		done:   make(chan struct{}),
 	}
+	s.out.stream = NewSendStream(time.Now())
 	if cfg.Remote != nil && !cfg.Remote.IP.IsUnspecified() {
 		s.remote.Store(cfg.Remote)
 	}
@@ -243,8 +254,10 @@ func (s *Session) Play(ctx context.Context, prompts ...*Prompt) error {
 
 // send is the paced sender. Deadlines are absolute (start + n·20 ms) so
 // lateness in one tick never accumulates into drift; if the goroutine falls
-// more than a few frames behind (a stalled machine) it skips ahead, moving
-// the timestamp by the time skipped, instead of bursting.
+// more than a few frames behind (a stalled machine) it skips ahead, the
+// timestamp moving with the clock over the time skipped, instead of
+// bursting. While a relay is active it sends nothing: playback runs on,
+// unheard.
 func (s *Session) send() {
 	defer s.wg.Done()
 	law := s.cfg.Law
@@ -252,10 +265,6 @@ func (s *Session) send() {
 	for i := range silence {
 		silence[i] = law.Silence()
 	}
-	buf := make([]byte, 12+FrameSamples)
-	ssrc := rand.Uint32()
-	seq := uint16(rand.IntN(1 << 16))
-	ts := rand.Uint32()
 	var cur *playback
 	marker := false
 
@@ -288,9 +297,8 @@ func (s *Session) send() {
 			}
 		}
 		if late := time.Since(deadline); late > 3*FrameDuration {
-			skipped := int64(late / FrameDuration)
-			n += skipped
-			ts += uint32(skipped) * FrameSamples
+			n += int64(late / FrameDuration)
+			deadline = epoch.Add(time.Duration(n) * FrameDuration)
 		}
 
 		payload := silence
@@ -303,24 +311,15 @@ func (s *Session) send() {
 				finish(nil)
 			}
 		}
-		if remote := s.remote.Load(); remote != nil && s.sending.Load() {
-			buf[0] = 0x80
-			buf[1] = law.PayloadType()
-			if marker && payload != nil && cur != nil {
-				buf[1] |= 0x80
+		s.out.Lock()
+		if remote := s.remote.Load(); remote != nil && s.sending.Load() && s.out.relay == nil {
+			seq, ts, m := s.out.stream.Frame(deadline, len(payload), marker && cur != nil)
+			if cur != nil {
 				marker = false
 			}
-			binary.BigEndian.PutUint16(buf[2:4], seq)
-			binary.BigEndian.PutUint32(buf[4:8], ts)
-			binary.BigEndian.PutUint32(buf[8:12], ssrc)
-			copy(buf[12:], payload)
-			if _, err := s.conn.WriteToUDP(buf, remote); err == nil {
-				s.packetsOut.Add(1)
-				s.bytesOut.Add(uint64(len(buf)))
-			}
-			seq++
+			_ = s.writeLocked(remote, seq, ts, m, payload) // a frame the socket refused is not counted as sent
 		}
-		ts += FrameSamples
+		s.out.Unlock()
 	}
 }
 
@@ -447,7 +446,8 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 	s.lastRx.Store(int64(now.Sub(s.start)))
 	s.packetsIn.Add(1)
 	s.bytesIn.Add(uint64(len(b)))
-	switch r.seq.update(h.ssrc, h.seq) {
+	order := r.seq.update(h.ssrc, h.seq)
+	switch order {
 	case seqLate:
 		s.late.Add(1)
 		fallthrough
@@ -460,6 +460,11 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 		s.duplicates.Add(1)
 	}
 
+	if !isEvent {
+		if sink := s.sink.Load(); sink != nil && order != seqDuplicate {
+			(*sink)(AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload})
+		}
+	}
 	if isEvent {
 		// Timestamps belong to one source: a new SSRC (the caller's media
 		// moved after a transfer or re-INVITE) starts anywhere, possibly
