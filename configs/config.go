@@ -35,6 +35,8 @@ type Config struct {
 	Queue      Queue      `yaml:"queue"`
 	Limits     Limits     `yaml:"limits"`
 	Users      []User     `yaml:"users"`
+	Agents     Agents     `yaml:"agents"`
+	WebRTC     WebRTC     `yaml:"webrtc"`
 	Recordings Recordings `yaml:"recordings"`
 	Shutdown   Shutdown   `yaml:"shutdown"`
 	Log        Log        `yaml:"log"`
@@ -86,6 +88,22 @@ type HTTP struct {
 
 // TLS reports whether the web server serves https.
 func (h HTTP) TLS() bool { return h.TLSCert != "" && h.TLSKey != "" }
+
+// Agents configures how calls are offered to agents.
+type Agents struct {
+	RingTimeout     time.Duration `yaml:"ring_timeout"`      // no accept this long: missed, caller back at the head
+	WrapUpTimeout   time.Duration `yaml:"wrap_up_timeout"`   // wrap-up ends by itself after this
+	DeclineNotReady bool          `yaml:"decline_not_ready"` // a decline makes the agent not_ready
+	ReconnectGrace  time.Duration `yaml:"reconnect_grace"`   // an idle agent whose connections dropped stays logged in this long
+	CallGrace       time.Duration `yaml:"call_grace"`        // the same during a call; then the caller goes back to the queue
+}
+
+// WebRTC configures the agents' audio.
+type WebRTC struct {
+	UDPPort  int       `yaml:"udp_port"`  // one UDP port for every agent (muxed); 0: a port per agent from ports
+	Ports    PortRange `yaml:"ports"`     // with udp_port 0
+	ListenIP string    `yaml:"listen_ip"` // address ICE binds; default: the SIP listen host
+}
 
 // Redis configures shared state.
 type Redis struct {
@@ -239,6 +257,11 @@ func Defaults() Config {
 		IVR:   IVR{Prompts: "prompts", DefaultCountry: "US", CRM: CRM{Timeout: 500 * time.Millisecond}},
 		HTTP:  HTTP{Listen: "127.0.0.1:8080", SessionTTL: 12 * time.Hour},
 		Redis: Redis{Prefix: "ivrd"},
+		Agents: Agents{
+			RingTimeout: 15 * time.Second, WrapUpTimeout: 60 * time.Second,
+			ReconnectGrace: 30 * time.Second, CallGrace: 10 * time.Second,
+		},
+		WebRTC: WebRTC{Ports: PortRange{Min: 31000, Max: 31999}},
 		Queue: Queue{
 			ServiceLevel: 20 * time.Second, AnnounceEvery: 45 * time.Second,
 			Window: 30 * time.Minute, DefaultHandleTime: 3 * time.Minute,
@@ -565,6 +588,21 @@ func (c *Config) validate(root *yaml.Node) []error {
 		bad("redis.prefix", "%q: letters, digits, - and _ (the hash tag is added)", c.Redis.Prefix)
 	}
 	c.validateQueue(bad)
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"agents.ring_timeout", c.Agents.RingTimeout}, {"agents.wrap_up_timeout", c.Agents.WrapUpTimeout},
+		{"agents.reconnect_grace", c.Agents.ReconnectGrace}, {"agents.call_grace", c.Agents.CallGrace}} {
+		if d.v <= 0 {
+			bad(d.key, "must be positive")
+		}
+	}
+	if c.WebRTC.UDPPort < 0 || c.WebRTC.UDPPort > 65535 {
+		bad("webrtc.udp_port", "%d is not a port (0: a port per agent from webrtc.ports)", c.WebRTC.UDPPort)
+	}
+	if c.WebRTC.ListenIP != "" && net.ParseIP(c.WebRTC.ListenIP) == nil {
+		bad("webrtc.listen_ip", "%q is not an IP address", c.WebRTC.ListenIP)
+	}
 	c.validateUsers(bad)
 	switch c.Limits.NumberAction {
 	case "busy", "announce":
