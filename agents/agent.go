@@ -64,6 +64,7 @@ type agent struct {
 	conns    map[*conn]struct{}
 	peer     Peer
 	peerConn *conn // the connection the current offer went to
+	pending  bool  // the offer waits for its answer
 	ring     *offer
 	accepted bool // the ring was accepted; waiting for the connection
 	call     *offer
@@ -264,7 +265,7 @@ func (a *agent) ensureAudio(c *conn) {
 		c.send(errorMsg{Type: MsgError, Message: "audio unavailable: " + err.Error()})
 		return
 	}
-	a.peer, a.peerConn = p, c
+	a.peer, a.peerConn, a.pending = p, c, true
 	go func() {
 		select {
 		case <-p.Done():
@@ -301,13 +302,15 @@ func (a *agent) message(c *conn, m ClientMessage) {
 			a.h.cfg.Kick()
 		}
 	case MsgAnswer:
-		if a.peer == nil || a.peerConn != c {
+		if a.peer == nil || a.peerConn != c || !a.pending {
 			fail("no offer is waiting for an answer on this connection")
 			return
 		}
 		if err := a.peer.SetAnswer(m.SDP); err != nil {
 			fail("answer refused: " + err.Error())
+			return
 		}
+		a.pending = false
 	case MsgAccept, MsgDecline:
 		if a.ring == nil || a.accepted || a.ring.info.CallID != m.CallID {
 			fail("no such call is ringing")

@@ -135,6 +135,10 @@ func New(cfg Config) (*Queue, error) {
 	}, nil
 }
 
+// SetConnector sets the agent side (before Run): with one, this instance's
+// dispatcher matches callers with agents.
+func (q *Queue) SetConnector(c Connector) { q.cfg.Connector = c }
+
 // Skills lists the configured skills, sorted.
 func (q *Queue) Skills() []string { return slices.Sorted(maps.Keys(q.cfg.Skills)) }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"ivrd/agents"
 	"ivrd/configs"
 	"ivrd/ivr"
 	"ivrd/ivr/callerid"
@@ -70,7 +71,7 @@ func loadApp(cfg *configs.Config, log *slog.Logger, reg prometheus.Registerer, q
 	}
 
 	var missing []string
-	for _, name := range append(queue.Prompts(), callBackLater) {
+	for _, name := range append(append(queue.Prompts(), agents.Prompts()...), callBackLater) {
 		if _, ok := a.prompts.Get(name); !ok {
 			missing = append(missing, name)
 		}

@@ -95,6 +95,14 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	hub, engine, err := openAgents(cfg, q, log, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		hub.Close()
+		engine.Close()
+	}()
 	log.Info("ivrd starting", cfg.Summary()...)
 	qctx, stopQueue := context.WithCancel(context.Background())
 	queueDone := make(chan struct{})
@@ -134,7 +142,7 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
-	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log, Accounts: users, TLS: cfg.HTTP.TLS()})
+	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log, Accounts: users, TLS: cfg.HTTP.TLS(), Agents: hub})
 	if err != nil {
 		shutdownSIP(srv, 0, log)
 		return err
