@@ -602,3 +602,105 @@ func TestSignallingDropKeepsTheCall(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+// connect brings a caller to agent a1 and returns the call and its id.
+func (h *harness) connect(ctx context.Context, bot *agentbot.Bot, number string) (*testcaller.Call, string, int) {
+	h.t.Helper()
+	c := h.dial(ctx, number, 440)
+	m, i, err := bot.WaitType(ctx, 0, "call_offered")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	id := m.Str("call_id")
+	if err := bot.Call(ctx, "accept", id); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, i, err = bot.WaitType(ctx, i, "call_connected"); err != nil {
+		h.t.Fatal(err)
+	}
+	return c, id, i
+}
+
+func TestHoldPlaysMusicToTheCaller(t *testing.T) {
+	h := newHarness(t, opts{})
+	ctx := ctxT(t, 30*time.Second)
+	bot := h.bot(ctx, "a1", 1000)
+	c, id, _ := h.connect(ctx, bot, "+15550000006")
+	on, off := true, false
+	if err := bot.Send(ctx, map[string]any{"type": "hold", "call_id": id, "on": on}); err != nil {
+		t.Fatal(err)
+	}
+	mark := c.Mark()
+	waitFor(t, ctx, "hold music for the caller", func() bool {
+		for _, p := range h.rec.Heard(c.FramesSince(mark)) {
+			if p == queue.PromptHoldMusic {
+				return true
+			}
+		}
+		return false
+	})
+	_, from := bot.Audio(0)
+	time.Sleep(time.Second)
+	if got, _ := bot.Audio(from); power(joinPCM(got), 440) > 0.1 {
+		t.Error("the agent still hears the caller while the caller is on hold")
+	}
+	if err := bot.Send(ctx, map[string]any{"type": "hold", "call_id": id, "on": off}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mark = c.Mark()
+	_, from = bot.Audio(0)
+	time.Sleep(1500 * time.Millisecond)
+	if got, _ := bot.Audio(from); power(joinPCM(got), 440) < 0.5 {
+		t.Error("the agent does not hear the caller again after hold")
+	}
+	if p := power(callerPCM(c.FramesSince(mark)), 1000); p < 0.5 {
+		t.Errorf("the caller does not hear the agent again after hold (power %.2f)", p)
+	}
+}
+
+func TestCallerHangupStartsWrapUpThatEndsByItself(t *testing.T) {
+	h := newHarness(t, opts{wrap: time.Second})
+	ctx := ctxT(t, 30*time.Second)
+	bot := h.bot(ctx, "a1", 1000)
+	c, id, i := h.connect(ctx, bot, "+15550000007")
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, j, err := bot.WaitType(ctx, i, "call_ended")
+	if err != nil || m.Str("reason") != agents.EndCallerHangup || m.Str("call_id") != id {
+		t.Fatalf("call_ended %v %v", m, err)
+	}
+	if w, _, err := bot.WaitType(ctx, j, "wrapup"); err != nil || w["timeout_s"] != 1.0 {
+		t.Fatalf("wrapup %v %v", w, err)
+	}
+	if h.agent("a1").State != queue.WrapUp {
+		t.Fatalf("agent %+v, want wrap_up", h.agent("a1"))
+	}
+	if _, _, err := bot.WaitState(ctx, j, "available"); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.wraps) != 1 || !h.wraps[0].AutoEnded || h.wraps[0].CallID != id {
+		t.Fatalf("wrap-ups %+v", h.wraps)
+	}
+}
+
+func TestDeclineWithPenalty(t *testing.T) {
+	h := newHarness(t, opts{declineNotReady: true})
+	ctx := ctxT(t, 30*time.Second)
+	bot := h.bot(ctx, "a1", 1000)
+	h.dial(ctx, "+15550000008", 440)
+	m, _, err := bot.WaitType(ctx, 0, "call_offered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bot.Call(ctx, "decline", m.Str("call_id")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "not_ready after declining", func() bool {
+		a := h.agent("a1")
+		return a.State == queue.NotReady && a.Reason == "declined"
+	})
+}
