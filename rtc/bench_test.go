@@ -1,0 +1,191 @@
+package rtc
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"ivrd/media"
+)
+
+// Per-packet cost of the bridge, each way. Run with
+//
+//	go test -run '^$' -bench Relay -benchmem ./rtc/
+//
+// A connected Peer and browser; the browser's network is then cut so that
+// its side (which allocates per packet, as browsers do) costs nothing: the
+// server's packets still go through SRTP and out of its socket. The caller
+// is a socket that never reads.
+
+// relayRig is a bridged call whose two directions can be driven directly.
+type relayRig struct {
+	br      *Bridge
+	fromPBX media.AudioPacket // the caller's packet, as the session hands it over
+	agent   []byte            // an RTP packet from the agent, decrypted
+	conv    []byte
+	pkt     rtp.Packet
+}
+
+func newRelayRig(tb testing.TB, callerLaw media.Law, agentLaws ...media.Law) *relayRig {
+	tb.Helper()
+	e := newEngine(tb, Config{DisconnectedTimeout: time.Minute, FailedTimeout: time.Minute})
+	p := newTestPeer(tb, e, "bench")
+	b := connect(tb, p, agentLaws...)
+	b.net.cut.Store(true)
+
+	phone, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { phone.Close() })
+	sess, err := media.NewSession(media.SessionConfig{
+		Ports: portPool(tb, 1), LocalIP: loopback, Law: callerLaw,
+		Remote: phone.LocalAddr().(*net.UDPAddr), Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sess.Close() })
+	sess.Start()
+	br, err := p.Bridge(sess)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(br.Stop)
+	agent, err := (&rtp.Packet{
+		Header:  rtp.Header{Version: 2, PayloadType: agentLaws[0].PayloadType(), SequenceNumber: 1, Timestamp: 1, SSRC: 77},
+		Payload: marked(1, media.FrameSamples),
+	}).Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &relayRig{
+		br:      br,
+		fromPBX: media.AudioPacket{SSRC: 5, Sequence: 1, Timestamp: 1, Payload: marked(2, media.FrameSamples)},
+		agent:   agent,
+		conv:    make([]byte, 1500),
+	}
+}
+
+// callerPacket relays the caller's next packet to the agent.
+func (r *relayRig) callerPacket() {
+	r.fromPBX.Sequence++
+	r.fromPBX.Timestamp += media.FrameSamples
+	r.br.fromCaller(r.fromPBX)
+}
+
+// agentPacket relays the agent's next packet to the caller.
+func (r *relayRig) agentPacket() {
+	binary.BigEndian.PutUint16(r.agent[2:], binary.BigEndian.Uint16(r.agent[2:])+1)
+	binary.BigEndian.PutUint32(r.agent[4:], binary.BigEndian.Uint32(r.agent[4:])+media.FrameSamples)
+	r.br.fromAgent(r.agent, r.conv, &r.pkt)
+}
+
+func BenchmarkRelayCallerToAgent(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		caller media.Law
+	}{{"same-law", media.ULaw}, {"transcode", media.ALaw}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := newRelayRig(b, c.caller, media.ULaw)
+			b.SetBytes(media.FrameSamples)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.callerPacket()
+			}
+			b.StopTimer()
+			if st := r.br.Stats(); st.DroppedToAgent != 0 || st.ToAgent == 0 {
+				b.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func BenchmarkRelayAgentToCaller(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		caller media.Law
+	}{{"same-law", media.ULaw}, {"transcode", media.ALaw}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := newRelayRig(b, c.caller, media.ULaw)
+			b.SetBytes(media.FrameSamples)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.agentPacket()
+			}
+			b.StopTimer()
+			if st := r.br.Stats(); st.DroppedToCaller != 0 || st.ToCaller == 0 {
+				b.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestRelayDoesNotAllocate: in steady state a packet relayed either way,
+// with or without conversion, allocates nothing.
+func TestRelayDoesNotAllocate(t *testing.T) {
+	checkGoroutines(t)
+	for _, callerLaw := range []media.Law{media.ULaw, media.ALaw} {
+		r := newRelayRig(t, callerLaw, media.ULaw)
+		for _, c := range []struct {
+			name string
+			f    func()
+		}{{"caller to agent", r.callerPacket}, {"agent to caller", r.agentPacket}} {
+			if n := testing.AllocsPerRun(1000, c.f); n != 0 {
+				t.Errorf("%s, caller %v: %v allocations per packet", c.name, callerLaw, n)
+			}
+		}
+		if st := r.br.Stats(); st.DroppedToAgent+st.DroppedToCaller != 0 || st.ToAgent < 1000 || st.ToCaller < 1000 {
+			t.Errorf("caller %v: stats %+v", callerLaw, st)
+		}
+	}
+}
+
+// TestRelayLatency measures, on loopback, the time from a packet leaving
+// one side to its arrival at the other — the caller's socket to the
+// agent's PeerConnection and back — which is what the server adds plus
+// pion's SRTP on the browser's side and two loopback hops. Logged, not
+// asserted (numbers live in benchmarks).
+func TestRelayLatency(t *testing.T) {
+	checkGoroutines(t)
+	e := newEngine(t, Config{})
+	p := newTestPeer(t, e, "agent1")
+	b := connect(t, p, media.ULaw)
+	c := newCaller(t, media.ULaw)
+	br, err := p.Bridge(c.sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Stop()
+	const n = 150
+	var toAgent, toCaller []time.Duration
+	tick := time.NewTicker(media.FrameDuration)
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		start := time.Now()
+		c.say(marked(i, media.FrameSamples))
+		if pkt := b.hear(time.Second); number(pkt.Payload) != i {
+			t.Fatalf("the agent heard #%d, want #%d", number(pkt.Payload), i)
+		}
+		toAgent = append(toAgent, time.Since(start))
+		start = time.Now()
+		b.say(marked(1000+i, media.FrameSamples))
+		if pkt := c.hearSound(time.Second); number(pkt.Payload) != 1000+i {
+			t.Fatalf("the caller heard #%d, want #%d", number(pkt.Payload), 1000+i)
+		}
+		toCaller = append(toCaller, time.Since(start))
+	}
+	for _, d := range []struct {
+		name string
+		v    []time.Duration
+	}{{"caller → agent", toAgent}, {"agent → caller", toCaller}} {
+		slices.Sort(d.v)
+		t.Logf("%s over %d packets: p50 %v, p99 %v, max %v", d.name, n, d.v[n/2], d.v[n*99/100], d.v[n-1])
+	}
+}
