@@ -103,6 +103,12 @@ func (a *agent) run() {
 	a.h.cfg.Metrics.onlineAdd(1)
 	defer a.h.cfg.Metrics.onlineAdd(-1)
 	a.log.Info("agent online")
+	// Offer this agent only the callers this instance holds.
+	ctx, cancel := a.ctx()
+	if err := a.h.cfg.Store.SetAgentInstance(ctx, a.id.ID, true); err != nil {
+		a.log.Warn("record the agent's instance", "error", err)
+	}
+	cancel()
 	for {
 		select {
 		case ev := <-a.events:
@@ -421,6 +427,9 @@ func (a *agent) goOffline() {
 	defer cancel()
 	if _, err := a.h.cfg.Store.SetAgentState(ctx, a.id.ID, queue.Offline, ""); err != nil && !errors.Is(err, queue.ErrNoAgent) {
 		a.log.Warn("log the agent out", "error", err)
+	}
+	if err := a.h.cfg.Store.SetAgentInstance(ctx, a.id.ID, false); err != nil && !errors.Is(err, queue.ErrNoAgent) {
+		a.log.Warn("clear the agent's instance", "error", err)
 	}
 }
 

@@ -14,7 +14,7 @@ var luaFiles embed.FS
 // scripts are the queue's transitions, each one Lua script so that it is
 // atomic on one Redis and on Redis Cluster (every key shares one hash tag).
 type scripts struct {
-	upsertAgent, removeAgent, agentState                  *redis.Script
+	upsertAgent, removeAgent, agentState, agentInstance   *redis.Script
 	enqueue, dispatch, accept, requeue, abandon, complete *redis.Script
 	leave, callback, snapshot, reconcile                  *redis.Script
 }
@@ -41,6 +41,7 @@ func loadScripts() (*scripts, error) {
 		dst  **redis.Script
 	}{
 		{"upsert_agent", &s.upsertAgent}, {"remove_agent", &s.removeAgent}, {"agent_state", &s.agentState},
+		{"agent_instance", &s.agentInstance},
 		{"enqueue", &s.enqueue}, {"dispatch", &s.dispatch}, {"accept", &s.accept},
 		{"requeue", &s.requeue}, {"abandon", &s.abandon}, {"complete", &s.complete},
 		{"leave", &s.leave}, {"callback", &s.callback}, {"snapshot", &s.snapshot},

@@ -55,6 +55,8 @@ type Agent struct {
 	Since  time.Time // when the state began
 	Reason string    // why not_ready
 	Call   string    // the call reserved for or connected to the agent
+	// Instance is the ivrd instance the agent is logged in on ("" none).
+	Instance string
 }
 
 // Entry is a call as it waits in a queue.
@@ -272,6 +274,17 @@ func (st *Store) SetAgentState(ctx context.Context, id string, state AgentState,
 	return AgentState(res), nil
 }
 
+// SetAgentInstance records that the agent is logged in on this instance
+// (on false: on none): dispatch then offers the agent only callers this
+// instance holds, since the audio bridge joins the two here.
+func (st *Store) SetAgentInstance(ctx context.Context, id string, here bool) error {
+	inst := ""
+	if here {
+		inst = st.cfg.Owner
+	}
+	return scriptErr("agent "+id+" instance", st.run(ctx, st.s.agentInstance, id, inst).Err())
+}
+
 // GetAgent reads one agent.
 func (st *Store) GetAgent(ctx context.Context, id string) (Agent, error) {
 	m, err := st.rdb.HGetAll(ctx, st.Key("agent", id)).Result()
@@ -289,6 +302,7 @@ func agentFromHash(m map[string]string) Agent {
 	return Agent{
 		ID: m["id"], Name: m["name"], Skills: decodeSkills(m["skills"]),
 		State: AgentState(m["state"]), Since: fromMS(since), Reason: m["reason"], Call: m["call"],
+		Instance: m["inst"],
 	}
 }
 

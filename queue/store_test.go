@@ -571,3 +571,58 @@ func TestConcurrentDispatchNeverAssignsTwice(t *testing.T) {
 		}
 	})
 }
+
+// An agent logged in on one instance is only offered that instance's
+// callers: the audio bridge joins caller and agent on one machine.
+func TestDispatchKeepsAgentsWithTheirInstance(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		clock := newClock()
+		prefix := randomPrefix(t)
+		a := newStoreWithPrefix(t, rdb, clock, "inst-a", prefix)
+		b := newStoreWithPrefix(t, rdb, clock, "inst-b", prefix)
+		addAgent(t, b, "on-b", map[string]int{"billing": 1}, Available)
+		if err := b.SetAgentInstance(ctx, "on-b", true); err != nil {
+			t.Fatal(err)
+		}
+		if ag := must[Agent](t)(a.GetAgent(ctx, "on-b")); ag.Instance != "inst-b" {
+			t.Fatalf("instance %q", ag.Instance)
+		}
+		// A's caller arrived first, B's second: the agent on B takes B's.
+		must[int](t)(a.Enqueue(ctx, Entry{ID: "caller-a", Skill: "billing", Enqueued: clock.Now()}))
+		clock.Add(time.Second)
+		must[int](t)(b.Enqueue(ctx, Entry{ID: "caller-b", Skill: "billing", Enqueued: clock.Now()}))
+		m := must[[]Match](t)(a.Dispatch(ctx, []string{"billing"}, 5))
+		if len(m) != 1 || m[0].Call != "caller-b" || m[0].Agent != "on-b" || m[0].Owner != "inst-b" {
+			t.Fatalf("dispatch %+v, want caller-b with on-b", m)
+		}
+		// An agent on no instance (a program, or a test) takes anyone.
+		addAgent(t, a, "anywhere", map[string]int{"billing": 1}, Available)
+		m = must[[]Match](t)(b.Dispatch(ctx, []string{"billing"}, 5))
+		if len(m) != 1 || m[0].Call != "caller-a" || m[0].Agent != "anywhere" {
+			t.Fatalf("dispatch %+v", m)
+		}
+		if err := b.SetAgentInstance(ctx, "on-b", false); err != nil {
+			t.Fatal(err)
+		}
+		if ag := must[Agent](t)(a.GetAgent(ctx, "on-b")); ag.Instance != "" {
+			t.Fatalf("instance after logout %q", ag.Instance)
+		}
+		// Instance B crashes with an agent logged in and available: A's
+		// reconciliation logs the agent out.
+		addAgent(t, a, "stranded", map[string]int{"billing": 1}, Available)
+		if err := b.SetAgentInstance(ctx, "stranded", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(time.Minute)
+		if _, err := a.Reconcile(ctx, nil, clock.Now().Add(-30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if ag := must[Agent](t)(a.GetAgent(ctx, "stranded")); ag.State != Offline || ag.Instance != "" {
+			t.Fatalf("agent of a crashed instance: %+v", ag)
+		}
+	})
+}

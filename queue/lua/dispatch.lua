@@ -1,53 +1,68 @@
 -- dispatch: pair waiting callers with available agents. Each round takes
 -- the best caller (priority, then arrival) among the skills that have an
--- available agent, and the best agent for that skill (longest idle, or most
--- proficient); the caller becomes offered and the agent reserved in the
--- same step, so no caller or agent is ever given out twice.
+-- available agent for it, and the best such agent for that skill (longest
+-- idle, or most proficient); the caller becomes offered and the agent
+-- reserved in the same step, so no caller or agent is ever given out twice.
+--
+-- An agent logged in on one ivrd instance (field inst) can only take the
+-- callers whose SIP call that instance holds (field owner): the audio
+-- bridge joins the two on one machine. Among the first callers of a skill
+-- the best one with such an agent is taken, so one instance's callers do
+-- not hold up another's.
 -- ARGV: prefix, now, max, skill, ...
 local now, max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local LOOK = 10 -- callers and agents looked at per skill and round
+
+-- eligible returns the best available agent of the skill for a caller
+-- held by owner, cleaning out agents no longer available.
+local function eligible(skill, owner)
+  local vk = key('avail', skill)
+  for _, id in ipairs(redis.call('ZRANGE', vk, 0, LOOK - 1)) do
+    local a = redis.call('HMGET', key('agent', id), 'state', 'inst')
+    if a[1] ~= 'available' then
+      redis.call('ZREM', vk, id)
+    elseif not a[2] or a[2] == '' or a[2] == owner then
+      return id
+    end
+  end
+  return nil
+end
+
 local out = {}
 local n = 0
 while n < max do
-  local best, bestSkill, bestScore = nil, nil, nil
+  local best, bestSkill, bestScore, bestAgent = nil, nil, nil, nil
   for i = 4, #ARGV do
     local skill = ARGV[i]
-    local wk, vk = key('wait', skill), key('avail', skill)
-    local head = redis.call('ZRANGE', wk, 0, 0, 'WITHSCORES')
-    -- Skip (and clean) heads that are no longer waiting.
-    while head[1] and redis.call('HGET', key('call', head[1]), 'state') ~= 'waiting' do
-      wait_rem(skill, head[1])
-      head = redis.call('ZRANGE', wk, 0, 0, 'WITHSCORES')
-    end
-    if head[1] and redis.call('ZCARD', vk) > 0 then
-      local sc = tonumber(head[2])
-      if not bestScore or sc < bestScore then best, bestSkill, bestScore = head[1], skill, sc end
+    if redis.call('ZCARD', key('avail', skill)) > 0 then
+      local heads = redis.call('ZRANGE', key('wait', skill), 0, LOOK - 1, 'WITHSCORES')
+      for j = 1, #heads, 2 do
+        local id, sc = heads[j], tonumber(heads[j + 1])
+        if bestScore and sc >= bestScore then break end
+        local c = redis.call('HMGET', key('call', id), 'state', 'owner')
+        if c[1] ~= 'waiting' then
+          wait_rem(skill, id) -- not waiting any more: clean it out
+        else
+          local agent = eligible(skill, c[2] or '')
+          if agent then
+            best, bestSkill, bestScore, bestAgent = id, skill, sc, agent
+            break
+          end
+        end
+      end
     end
   end
   if not best then break end
-  local vk = key('avail', bestSkill)
-  local agent = nil
-  while not agent do
-    local a = redis.call('ZRANGE', vk, 0, 0)
-    if not a[1] then break end
-    if redis.call('HGET', key('agent', a[1]), 'state') == 'available' then
-      agent = a[1]
-    else
-      redis.call('ZREM', vk, a[1])
-    end
-  end
-  if agent then
-    make_unavailable(agent)
-    set_state(agent, 'reserved', now, '')
-    redis.call('HSET', key('agent', agent), 'call', best)
-    local ck = key('call', best)
-    wait_rem(bestSkill, best)
-    redis.call('HSET', ck, 'state', 'offered', 'agent', agent, 'offered_at', now)
-    local owner = redis.call('HGET', ck, 'owner') or ''
-    out[#out + 1] = best
-    out[#out + 1] = agent
-    out[#out + 1] = bestSkill
-    out[#out + 1] = owner
-    n = n + 1
-  end
+  make_unavailable(bestAgent)
+  set_state(bestAgent, 'reserved', now, '')
+  redis.call('HSET', key('agent', bestAgent), 'call', best)
+  local ck = key('call', best)
+  wait_rem(bestSkill, best)
+  redis.call('HSET', ck, 'state', 'offered', 'agent', bestAgent, 'offered_at', now)
+  out[#out + 1] = best
+  out[#out + 1] = bestAgent
+  out[#out + 1] = bestSkill
+  out[#out + 1] = redis.call('HGET', ck, 'owner') or ''
+  n = n + 1
 end
 return out

@@ -31,11 +31,28 @@ for _, id in ipairs(redis.call('SMEMBERS', key('owned', owner))) do
   if not live[id] then lose(id, owner) end
 end
 redis.call('ZADD', key('instances'), now, owner)
+local dead = {}
 for _, inst in ipairs(redis.call('ZRANGEBYSCORE', key('instances'), '-inf', '(' .. stale)) do
   if inst ~= owner then
     for _, id in ipairs(redis.call('SMEMBERS', key('owned', inst))) do lose(id, inst) end
     redis.call('DEL', key('owned', inst))
     redis.call('ZREM', key('instances'), inst)
+    dead[inst] = true
+  end
+end
+-- Agents logged in on a crashed instance are logged out: their browsers
+-- log in again wherever they reconnect.
+if next(dead) then
+  for _, id in ipairs(redis.call('SMEMBERS', key('agents'))) do
+    local ak = key('agent', id)
+    local a = redis.call('HMGET', ak, 'inst', 'state')
+    if a[1] and dead[a[1]] then
+      redis.call('HDEL', ak, 'inst')
+      if a[2] ~= 'reserved' and a[2] ~= 'on_call' then
+        make_unavailable(id)
+        set_state(id, 'offline', now, '')
+      end
+    end
   end
 end
 
