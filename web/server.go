@@ -91,7 +91,14 @@ func New(cfg Config) (*Server, error) {
 			u, ok := UserFrom(r.Context())
 			return agents.Identity{ID: u.Name, Name: u.DisplayName, Skills: u.Skills}, ok
 		}, SameOrigin)
-		s.route("GET /api/v1/agent/ws", RoleAgent, ws.ServeHTTP)
+		s.route("GET /api/v1/agent/ws", RoleAgent, func(w http.ResponseWriter, r *http.Request) {
+			// Supervisors and admins rank above agents but take no calls.
+			if u, _ := UserFrom(r.Context()); u.Role != accounts.RoleAgent {
+				writeError(w, http.StatusForbidden, "only agents take calls")
+				return
+			}
+			ws.ServeHTTP(w, r)
+		})
 	}
 	pages := Pages()
 	s.mux.Handle("GET /agent", pages)
