@@ -375,11 +375,11 @@ func TestRingNoAnswerRequeuesAtHead(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	bot := h.bot(ctx, "a1", 1000)
 	c := h.dial(ctx, "+15550000001", 440)
-	m, i, err := bot.WaitType(ctx, 0, "call_offered")
+	_, i, err := bot.WaitType(ctx, 0, "call_offered")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err = bot.WaitType(ctx, i, "call_ended")
+	m, _, err := bot.WaitType(ctx, i, "call_ended")
 	if err != nil || m.Str("reason") != agents.EndMissed {
 		t.Fatalf("call_ended %v %v", m, err)
 	}

@@ -231,16 +231,6 @@ func (b *browser) hear(timeout time.Duration) *rtp.Packet {
 	}
 }
 
-// hearsNothing asserts the agent hears nothing for d.
-func (b *browser) hearsNothing(d time.Duration) {
-	b.t.Helper()
-	select {
-	case pkt := <-b.heard:
-		b.t.Fatalf("the agent heard seq %d, want nothing", pkt.SequenceNumber)
-	case <-time.After(d):
-	}
-}
-
 func (b *browser) drain() {
 	for {
 		select {

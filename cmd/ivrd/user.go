@@ -191,7 +191,7 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := be.Ping(ctx); err != nil {
-		return fail(fmt.Errorf("Redis of %s (redis.url) does not answer: %w", *configPath, err))
+		return fail(fmt.Errorf("the Redis of %s (redis.url) does not answer: %w", *configPath, err))
 	}
 	st, err := queue.NewStore(be.Client, queue.StoreConfig{Prefix: cfg.Redis.Prefix, Owner: "ivrd-user"})
 	if err != nil {
