@@ -48,6 +48,17 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 		return requeue(queue.NotReady, "not connected")
 	}
 	ended := func(reason string, wrap bool) { a.send(evEnded{o: o, reason: reason, wrap: wrap}) }
+	// callerGone: the caller hung up before the call was connected. The
+	// agent is freed now, so the agent's screen and Redis agree at once.
+	callerGone := func() (queue.ConnectResult, error) {
+		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := st.Abandon(rctx, call.ID)
+		cancel()
+		ended(EndCallerGone, false)
+		h.cfg.Metrics.offer("caller_gone")
+		h.cfg.Kick()
+		return queue.Requeued, errors.Join(ctx.Err(), err)
+	}
 	log.Info("call offered to the agent")
 
 	// Ringing.
@@ -56,15 +67,7 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 	var d decision
 	select {
 	case <-ctx.Done():
-		// The caller hung up while it rang: free the agent now, so the
-		// agent's screen and Redis agree at once.
-		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err := st.Abandon(rctx, call.ID)
-		cancel()
-		ended(EndCallerGone, false)
-		h.cfg.Metrics.offer("caller_gone")
-		h.cfg.Kick()
-		return queue.Requeued, errors.Join(ctx.Err(), err)
+		return callerGone()
 	case <-ring.C:
 		log.Info("no answer: the agent missed the call")
 		h.cfg.Metrics.offer("missed")
@@ -109,12 +112,7 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 		ended(EndAgentLost, false)
 		return res, err
 	case <-ctx.Done():
-		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err := st.Abandon(rctx, call.ID)
-		cancel()
-		ended(EndCallerGone, false)
-		h.cfg.Metrics.offer("caller_gone")
-		return queue.Requeued, errors.Join(ctx.Err(), err)
+		return callerGone()
 	}
 	waited, err := st.Accept(ctx, call.ID, m.Agent)
 	if err != nil {
