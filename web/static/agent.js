@@ -454,7 +454,6 @@
 
   function onCallOffered(m) {
     S.call = { id: m.call_id, info: m, phase: 'ringing', offeredAt: Date.now(), connectedAt: 0, accepting: false };
-    S.lastEnded = null;
     S.muted = false; S.held = false; applyMute();
     unlockAudio();
     startRing();
