@@ -126,8 +126,8 @@ type browser struct {
 	logs []string
 }
 
-// startBrowser starts Chromium with a fake microphone that plays micWAV and
-// opens one tab.
+// startBrowser starts Chromium with a fake microphone that plays micWAV
+// (empty: the user refuses the microphone) and opens one tab.
 func startBrowser(t *testing.T, micWAV string) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -138,13 +138,18 @@ func startBrowser(t *testing.T, micWAV string) *browser {
 		chromedp.Flag("headless", "new"),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-file-for-fake-audio-capture", micWAV),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.WindowSize(1280, 900),
 	)
+	if micWAV != "" {
+		opts = append(opts,
+			chromedp.Flag("use-fake-ui-for-media-stream", true), // "allow" without asking
+			chromedp.Flag("use-file-for-fake-audio-capture", micWAV))
+	} else {
+		opts = append(opts, chromedp.Flag("deny-permission-prompts", true))
+	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	b := &browser{t: t, ctx: ctx}
@@ -354,20 +359,28 @@ func pressAtMenu(ctx context.Context, call *testcaller.Call, rec *testcaller.Rec
 	}
 }
 
-// TestBrowserAgent: an agent logs in on the softphone page and goes
-// available; a caller presses 1; the screen pop shows who calls and what
-// they chose; the agent accepts with the A key and the audio flows both
-// ways (the caller's 440 Hz analysed in the page with WebAudio, the
-// agent's 1000 Hz fake microphone measured at the caller with Goertzel);
-// mute and hold (hold music) work; a dropped WebSocket reconnects by itself
-// and keeps the call and its audio; H hangs up; wrap-up ends with a
-// disposition. A second caller is declined with D and stays queued (offered
-// again), is accepted with the mouse and hangs up; the agent logs out.
-func TestBrowserAgent(t *testing.T) {
+// TestBrowser runs the softphone page's tests in a loopback-only network
+// namespace.
+func TestBrowser(t *testing.T) {
 	t.Parallel()
-	if !inLoopbackNamespace(t, "TestBrowserAgent") {
+	if !inLoopbackNamespace(t, "TestBrowser") {
 		return
 	}
+	t.Run("TakeCalls", func(t *testing.T) { t.Parallel(); testBrowserTakeCalls(t) })
+	t.Run("MicrophoneRefused", func(t *testing.T) { t.Parallel(); testBrowserMicrophoneRefused(t) })
+}
+
+// testBrowserTakeCalls: an agent logs in on the softphone page and goes
+// available; a reload keeps the session, the state and gets new audio; a
+// caller presses 1; the screen pop shows who calls and what they chose;
+// the agent accepts with the A key and the audio flows both ways (the
+// caller's 440 Hz analysed in the page with WebAudio, the agent's 1000 Hz
+// fake microphone measured at the caller with Goertzel); mute and hold
+// (hold music) work; a dropped WebSocket reconnects by itself and keeps
+// the call and its audio; H hangs up; wrap-up ends with a disposition. A
+// second caller is declined with D and stays queued (offered again), is
+// accepted with the mouse and hangs up; the agent logs out.
+func testBrowserTakeCalls(t *testing.T) {
 	d := startIvrd(t, demoConfig)
 	base := "http://" + d.httpAddr
 	b := startBrowser(t, toneWAV(t, 1000, 2*time.Second))
@@ -530,4 +543,37 @@ func TestBrowserAgent(t *testing.T) {
 func jsString(s string) string {
 	q, _ := json.Marshal(s)
 	return string(q)
+}
+
+// testBrowserMicrophoneRefused: with the microphone refused, the page says
+// so and how to allow it, and the agent cannot go available.
+func testBrowserMicrophoneRefused(t *testing.T) {
+	d := startIvrd(t, demoConfig)
+	b := startBrowser(t, "")
+	b.do("open /agent", chromedp.Navigate("http://"+d.httpAddr+"/agent"))
+	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
+	b.do("log in as agent2",
+		chromedp.SendKeys(chromedp.ID("login-user"), "agent2"),
+		chromedp.SendKeys(chromedp.ID("login-pass"), "agent2"),
+		chromedp.Click(chromedp.ID("login-submit")),
+	)
+	b.waitFor("signalling connected", `ivrdAgent.connected && ivrdAgent.state === 'offline'`, 10*time.Second)
+	b.do("try to go available", chromedp.Click(chromedp.ID("btn-available")))
+	b.waitFor("the microphone banner", `ivrdAgent.micError && document.getElementById('banner-mic').checkVisibility()`, 10*time.Second)
+	if got := b.text("banner-mic"); !strings.Contains(got, "blocked the microphone") || !strings.Contains(got, "allow") {
+		t.Errorf("microphone banner: %q", got)
+	}
+	if ok, _ := eval[bool](b, `document.getElementById('btn-available').disabled`); !ok {
+		t.Error("Available can still be clicked without a microphone")
+	}
+	if got := b.text("state-hint"); !strings.Contains(got, "cannot go Available") {
+		t.Errorf("status hint: %q", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st, _ := eval[string](b, `ivrdAgent.state`); st != "offline" {
+		t.Errorf("state %q, want offline", st)
+	}
+	if strings.Contains(d.log.String(), "state=available") {
+		t.Error("the agent went available without a microphone")
+	}
 }
