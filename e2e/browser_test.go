@@ -367,7 +367,7 @@ func TestBrowser(t *testing.T) {
 		return
 	}
 	t.Run("TakeCalls", func(t *testing.T) { t.Parallel(); testBrowserTakeCalls(t) })
-	t.Run("MicrophoneRefused", func(t *testing.T) { t.Parallel(); testBrowserMicrophoneRefused(t) })
+	t.Run("RefusedLoginsAndMicrophone", func(t *testing.T) { t.Parallel(); testBrowserRefusals(t) })
 }
 
 // testBrowserTakeCalls: an agent logs in on the softphone page and goes
@@ -545,14 +545,31 @@ func jsString(s string) string {
 	return string(q)
 }
 
-// testBrowserMicrophoneRefused: with the microphone refused, the page says
-// so and how to allow it, and the agent cannot go available.
-func testBrowserMicrophoneRefused(t *testing.T) {
+// testBrowserRefusals: a wrong password and a supervisor are told why they
+// cannot sign in; with the microphone refused, the page says so and how to
+// allow it, and the agent cannot go available.
+func testBrowserRefusals(t *testing.T) {
 	d := startIvrd(t, demoConfig)
 	b := startBrowser(t, "")
 	b.do("open /agent", chromedp.Navigate("http://"+d.httpAddr+"/agent"))
 	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
+	for _, c := range []struct{ user, pass, want string }{
+		{"agent2", "wrong", "Wrong user name or password"},
+		{"supervisor1", "supervisor1", "only agents take calls"},
+	} {
+		b.do("log in as "+c.user,
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('login-user').value = document.getElementById('login-pass').value = ''`),
+			chromedp.SendKeys(chromedp.ID("login-user"), c.user),
+			chromedp.SendKeys(chromedp.ID("login-pass"), c.pass),
+			chromedp.Click(chromedp.ID("login-submit")),
+		)
+		b.waitFor(c.user+" refused", `document.getElementById('login-error').innerText.includes(`+jsString(c.want)+`)`, 10*time.Second)
+		if b.visible("desk-view") {
+			t.Errorf("%s: the desk is shown", c.user)
+		}
+	}
 	b.do("log in as agent2",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('login-user').value = document.getElementById('login-pass').value = ''`),
 		chromedp.SendKeys(chromedp.ID("login-user"), "agent2"),
 		chromedp.SendKeys(chromedp.ID("login-pass"), "agent2"),
 		chromedp.Click(chromedp.ID("login-submit")),

@@ -509,8 +509,16 @@
     }
     if (res.ok) {
       try { S.me = await res.json(); } catch (_) { /* keep the old one */ }
+      if (S.me && S.me.role && S.me.role !== 'agent') {
+        showLogin(notAgent(S.me.role));
+        return false;
+      }
     }
     return true;
+  }
+
+  function notAgent(role) {
+    return `This is ${role === 'admin' ? 'an' : 'a'} ${role} account, and only agents take calls: sign in with an agent account.`;
   }
 
   function showLogin(msg) {
@@ -564,8 +572,9 @@
       err.textContent = 'Wrong user name or password.';
     } else if (!res.ok) {
       err.textContent = body.error || `Sign-in failed (HTTP ${res.status}).`;
-    } else if (body.role === 'supervisor') {
-      err.textContent = 'This is a supervisor account: the softphone is for agents.';
+    } else if (body.role && body.role !== 'agent') {
+      err.textContent = notAgent(body.role);
+      fetch('/api/v1/logout', { method: 'POST', credentials: 'same-origin', cache: 'no-store' }).catch(() => {});
     } else {
       $('login-pass').value = '';
       show(err, false);
