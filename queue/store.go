@@ -86,6 +86,10 @@ type StoreConfig struct {
 	Window       time.Duration    // sliding window of the throughput measure (default 30 min)
 	Location     *time.Location   // where a day starts, for daily counters (default Local)
 	Now          func() time.Time // clock (default time.Now)
+	// OpTimeout bounds every Redis operation (default 2 s): when Redis is
+	// unreachable a caller hears "we cannot take your call" in seconds,
+	// not after the client's retries.
+	OpTimeout time.Duration
 }
 
 // Store is the queue's state in Redis: every transition is one Lua script.
@@ -121,6 +125,9 @@ func NewStore(rdb redis.UniversalClient, cfg StoreConfig) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 2 * time.Second
+	}
 	s, err := loadScripts()
 	if err != nil {
 		return nil, err
@@ -150,7 +157,14 @@ func (st *Store) day(t time.Time) string { return t.In(st.cfg.Location).Format("
 // run runs a script with the prefix as ARGV[1]; KEYS[1] routes it to the
 // slot of the hash tag.
 func (st *Store) run(ctx context.Context, sc *redis.Script, args ...any) *redis.Cmd {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	return sc.Run(ctx, st.rdb, []string{st.Key("agents")}, append([]any{st.prefix}, args...)...)
+}
+
+// op bounds one Redis operation by OpTimeout.
+func (st *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, st.cfg.OpTimeout)
 }
 
 // scriptErr turns the scripts' error replies into sentinel errors.
@@ -232,6 +246,8 @@ func decodeSkills(s string) map[string]int {
 // (longest idle first, the default) or "proficiency" (highest proficiency
 // first, then longest idle).
 func (st *Store) SetRouting(ctx context.Context, skill, mode string) error {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	switch mode {
 	case "idle", "":
 		return st.rdb.HDel(ctx, st.Key("routing"), skill).Err()
@@ -287,6 +303,8 @@ func (st *Store) SetAgentInstance(ctx context.Context, id string, here bool) err
 
 // GetAgent reads one agent.
 func (st *Store) GetAgent(ctx context.Context, id string) (Agent, error) {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	m, err := st.rdb.HGetAll(ctx, st.Key("agent", id)).Result()
 	if err != nil {
 		return Agent{}, fmt.Errorf("read agent %s: %w", id, err)
@@ -308,6 +326,8 @@ func agentFromHash(m map[string]string) Agent {
 
 // Agents reads every agent, sorted by id.
 func (st *Store) Agents(ctx context.Context) ([]Agent, error) {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	ids, err := st.rdb.SMembers(ctx, st.Key("agents")).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
@@ -476,6 +496,8 @@ type CallbackRequest struct {
 
 // Callbacks lists a skill's callback requests in the order they are owed.
 func (st *Store) Callbacks(ctx context.Context, skill string) ([]CallbackRequest, error) {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	ids, err := st.rdb.ZRange(ctx, st.Key("callbacks", skill), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list callbacks of %s: %w", skill, err)
@@ -503,6 +525,8 @@ type CallState struct {
 
 // Call reads a call's state.
 func (st *Store) Call(ctx context.Context, callID string) (CallState, error) {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	v, err := st.rdb.HMGet(ctx, st.Key("call", callID), "state", "skill", "agent").Result()
 	if err != nil {
 		return CallState{}, fmt.Errorf("read call %s: %w", callID, err)
@@ -514,6 +538,8 @@ func (st *Store) Call(ctx context.Context, callID string) (CallState, error) {
 // Position is a waiting call's place in its queue (1 is next), or
 // ErrGone.
 func (st *Store) Position(ctx context.Context, skill, callID string) (int, error) {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	r, err := st.rdb.ZRank(ctx, st.Key("wait", skill), callID).Result()
 	if errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("position of %s: %w", callID, ErrGone)
@@ -527,6 +553,8 @@ func (st *Store) Position(ctx context.Context, skill, callID string) (int, error
 // Heartbeat tells other instances this one is alive; an instance silent
 // longer than the reconciler's stale limit has its calls cleaned up.
 func (st *Store) Heartbeat(ctx context.Context) error {
+	ctx, cancel := st.op(ctx)
+	defer cancel()
 	return st.rdb.ZAdd(ctx, st.Key("instances"), redis.Z{Score: float64(ms(st.now())), Member: st.cfg.Owner}).Err()
 }
 
