@@ -890,6 +890,21 @@
     document.addEventListener('keydown', unlockAudio, { passive: true });
     window.addEventListener('online', reconnectNow);
     document.addEventListener('visibilitychange', () => { if (!document.hidden) reconnectNow(); });
+    // The call's audio lives in this page: leaving it mid-call drops the
+    // caller back into the queue, so the browser asks first.
+    window.addEventListener('beforeunload', (e) => {
+      if (inCall()) { e.preventDefault(); e.returnValue = ''; }
+    });
+    // Leaving: close the WebSocket first, so ivrd, learning that this
+    // page's audio is gone (the browser closes the RTCPeerConnection after
+    // this), offers new audio to the next page rather than to this one.
+    window.addEventListener('pagehide', () => {
+      S.wantWS = false;
+      if (S.ws) { const ws = S.ws; S.ws = null; ws.close(1001, 'page closed'); }
+    });
+    window.addEventListener('pageshow', (e) => {
+      if (e.persisted && S.view === 'desk') { S.wantWS = true; reconnectNow(); }
+    });
     setInterval(render, 500);
 
     // What a test (or a curious agent in the console) may read.
