@@ -68,6 +68,10 @@ type agent struct {
 	ring     *offer
 	accepted bool // the ring was accepted; waiting for the connection
 	call     *offer
+	// deferred: offers that arrived before this goroutine heard that the
+	// previous call ended (Redis made the agent available first, so they
+	// are real: they ring as soon as the end is processed).
+	deferred []*offer
 	wrap     string // call id in wrap-up
 	wrapT    *time.Timer
 	graceT   *time.Timer
@@ -151,6 +155,15 @@ func (a *agent) handle(ev any) {
 		ev.c.close("")
 		if a.peerConn == ev.c {
 			a.peerConn = nil
+			if a.pending {
+				// Its offer will never be answered: offer afresh to a
+				// connection that remains (or the next one to arrive).
+				_ = a.peer.Close()
+				a.peer, a.pending = nil, false
+				if len(a.conns) > 0 && a.wantsAudio() {
+					a.ensureAudio(nil)
+				}
+			}
 		}
 		if len(a.conns) == 0 {
 			grace := a.h.cfg.IdleGrace
@@ -186,6 +199,14 @@ func (a *agent) handle(ev any) {
 		}
 		a.ensureAudio(nil)
 	}
+}
+
+// wantsAudio: the agent is in a state where calls may come.
+func (a *agent) wantsAudio() bool {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	ag, err := a.h.cfg.Store.GetAgent(ctx, a.id.ID)
+	return err == nil && ag.State != queue.Offline && ag.State != queue.NotReady
 }
 
 func (a *agent) broadcast(v any) {
@@ -348,8 +369,12 @@ func (a *agent) message(c *conn, m ClientMessage) {
 }
 
 func (a *agent) offered(o *offer) {
-	if a.ring != nil || a.call != nil || a.accepted || a.leaving {
+	if a.leaving {
 		o.decide(decision{kind: "lost"})
+		return
+	}
+	if a.ring != nil || a.call != nil || a.accepted {
+		a.deferred = append(a.deferred, o)
 		return
 	}
 	a.ring = o
@@ -371,6 +396,11 @@ func (a *agent) ended(ev evEnded) {
 		a.broadcast(wrapUpMsg{Type: MsgWrapUp, CallID: a.wrap, TimeoutS: a.h.cfg.WrapUpTimeout.Seconds()})
 	}
 	a.sendState()
+	if a.ring == nil && a.call == nil && !a.accepted && len(a.deferred) > 0 {
+		o := a.deferred[0]
+		a.deferred = a.deferred[1:]
+		a.offered(o)
+	}
 }
 
 // endWrapUp records the wrap-up and makes the agent available again
@@ -409,7 +439,7 @@ func (a *agent) graceExpired() {
 		return
 	}
 	a.leaving = true
-	for _, o := range []*offer{a.ring, a.call} {
+	for _, o := range append([]*offer{a.ring, a.call}, a.deferred...) {
 		if o != nil {
 			o.decide(decision{kind: "lost"})
 		}
@@ -436,7 +466,7 @@ func (a *agent) goOffline() {
 // shutdown ends everything for an ivrd shutdown.
 func (a *agent) shutdown() {
 	a.leaving = true
-	for _, o := range []*offer{a.ring, a.call} {
+	for _, o := range append([]*offer{a.ring, a.call}, a.deferred...) {
 		if o != nil {
 			o.decide(decision{kind: "lost"})
 			a.broadcast(callMsg{Type: MsgCallEnded, CallID: o.info.CallID, Reason: EndShutdown})
