@@ -98,7 +98,7 @@ var rtpRange struct {
 func nextRTPRange() string {
 	rtpRange.mu.Lock()
 	defer rtpRange.mu.Unlock()
-	if rtpRange.next == 0 || rtpRange.next > 31000 {
+	if rtpRange.next == 0 || rtpRange.next+200 > 30000 { // below webrtc.ports (31000-31999)
 		rtpRange.next = 20000
 	}
 	lo := rtpRange.next
