@@ -89,11 +89,12 @@ func (r *Relay) Write(p AudioPacket) error {
 	if remote == nil || !s.sending.Load() {
 		return nil
 	}
-	seq, ts, m, ok := s.out.stream.Relay(time.Now(), p.SSRC, p.Timestamp, len(p.Payload), p.Marker)
+	now := time.Now()
+	seq, ts, m, ok := s.out.stream.Relay(now, p.SSRC, p.Timestamp, len(p.Payload), p.Marker)
 	if !ok {
 		return ErrLatePacket
 	}
-	return s.writeLocked(remote, seq, ts, m, p.Payload)
+	return s.writeLocked(remote, seq, ts, m, p.Payload, now)
 }
 
 // Stop gives the stream back to the session's prompts and silence, which
@@ -110,7 +111,9 @@ func (r *Relay) Stop() {
 }
 
 // writeLocked sends one packet of the session's stream; s.out is locked.
-func (s *Session) writeLocked(remote *net.UDPAddr, seq uint16, ts uint32, marker bool, payload []byte) error {
+// A packet sent is handed to the tap, stamped with now (the zero time:
+// read the clock only when there is a tap).
+func (s *Session) writeLocked(remote *net.UDPAddr, seq uint16, ts uint32, marker bool, payload []byte, now time.Time) error {
 	b := s.out.buf[:12+len(payload)]
 	b[0] = 0x80
 	b[1] = s.cfg.Law.PayloadType()
@@ -126,5 +129,11 @@ func (s *Session) writeLocked(remote *net.UDPAddr, seq uint16, ts uint32, marker
 	}
 	s.packetsOut.Add(1)
 	s.bytesOut.Add(uint64(len(b)))
+	if tap := s.tap.Load(); tap != nil {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		tap.t.ToCaller(AudioPacket{SSRC: s.out.stream.SSRC(), Sequence: seq, Timestamp: ts, Marker: marker, Payload: payload}, now)
+	}
 	return nil
 }

@@ -83,6 +83,7 @@ type Session struct {
 		buf    [12 + maxRelayPayload]byte
 	}
 	sink atomic.Pointer[AudioSink]
+	tap  atomic.Pointer[tapBox]
 
 	startOnce, closeOnce sync.Once
 	done                 chan struct{}
@@ -317,7 +318,7 @@ func (s *Session) send() {
 			if cur != nil {
 				marker = false
 			}
-			_ = s.writeLocked(remote, seq, ts, m, payload) // a frame the socket refused is not counted as sent
+			_ = s.writeLocked(remote, seq, ts, m, payload, time.Time{}) // a frame the socket refused is not counted as sent
 		}
 		s.out.Unlock()
 	}
@@ -463,6 +464,9 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 	if !isEvent {
 		if sink := s.sink.Load(); sink != nil && order != seqDuplicate {
 			(*sink)(AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload})
+		}
+		if tap := s.tap.Load(); tap != nil && order != seqDuplicate {
+			tap.t.FromCaller(AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload}, now)
 		}
 	}
 	if isEvent {
