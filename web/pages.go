@@ -37,11 +37,13 @@ var pageTypes = map[string]string{
 
 // pageRoutes maps a page's path to its file in static.
 var pageRoutes = map[string]string{
-	"/agent": "agent.html",
+	"/agent":      "agent.html",
+	"/supervisor": "supervisor.html",
 }
 
-// Pages serves the browser pages: GET /agent (the agent softphone) and
-// GET /static/* (its styles and scripts). Mount it on both patterns.
+// Pages serves the browser pages: GET /agent (the agent softphone), GET
+// /supervisor (the supervisor console) and GET /static/* (their styles
+// and scripts). Mount it on each pattern.
 func Pages() http.Handler {
 	assets := make(map[string]asset)
 	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {

@@ -50,6 +50,14 @@ type Config struct {
 	TLS      bool                 // served over https: the session cookie is Secure
 	Agents   *agents.Hub          // serves the agent signalling WebSocket; nil: none
 	Logger   *slog.Logger
+	// Audit keeps who listened to or downloaded which recording; nil:
+	// the list `<prefix>:{q}:audit` in the queue's Redis, capped at
+	// AuditCap entries (0: DefaultAuditCap).
+	Audit    AuditLog
+	AuditCap int
+	// Done, when closed (ivrd shutting down), ends the open event
+	// streams, so that http.Server.Shutdown need not wait for them.
+	Done <-chan struct{}
 }
 
 // Server is the HTTP handler.
@@ -81,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.route("GET /api/v1/queues", RoleAgent, s.queues)
 	s.route("GET /api/v1/agents", RoleSupervisor, s.agents)
+	s.route("GET /api/v1/calls", RoleSupervisor, s.calls)
+	s.route("GET /api/v1/wallboard/events", RoleSupervisor, newWallboard(s).serve)
+	s.route("GET /api/v1/audit", RoleSupervisor, s.auditList)
 	if cfg.Accounts != nil {
 		s.mux.HandleFunc("POST /api/v1/login", s.login)
 		s.mux.HandleFunc("POST /api/v1/logout", s.logout)
@@ -102,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	pages := Pages()
 	s.mux.Handle("GET /agent", pages)
+	s.mux.Handle("GET /supervisor", pages)
 	s.mux.Handle("GET /static/", pages)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
