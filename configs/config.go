@@ -189,7 +189,10 @@ func ParseRate(s string) (Rate, error) {
 
 // Recordings configures call recording.
 type Recordings struct {
-	Dir string `yaml:"dir"`
+	Dir           string `yaml:"dir"`            // where recordings and their metadata are written
+	Enabled       bool   `yaml:"enabled"`        // record answered calls
+	RetentionDays int    `yaml:"retention_days"` // delete recordings older than this; 0: keep for ever
+	Buffer        int    `yaml:"buffer"`         // 20 ms frames buffered per direction between the call and the disk
 }
 
 // Shutdown configures what SIGTERM does.
@@ -273,7 +276,7 @@ func Defaults() Config {
 			LoginsPerUser:    Rate{N: 5, Per: time.Minute},
 			LoginsPerAddress: Rate{N: 20, Per: time.Minute},
 		},
-		Recordings: Recordings{Dir: "recordings"},
+		Recordings: Recordings{Dir: "recordings", Enabled: true, RetentionDays: 90, Buffer: 500},
 		Shutdown:   Shutdown{Grace: 30 * time.Second},
 		Log:        Log{Level: "info", Format: "text"},
 	}
@@ -611,6 +614,12 @@ func (c *Config) validate(root *yaml.Node) []error {
 	}
 	if c.Recordings.Dir == "" {
 		bad("recordings.dir", "is required")
+	}
+	if c.Recordings.RetentionDays < 0 {
+		bad("recordings.retention_days", "must not be negative (0 keeps recordings for ever)")
+	}
+	if c.Recordings.Buffer < 50 || c.Recordings.Buffer > 30000 {
+		bad("recordings.buffer", "%d frames: must be within 50-30000 (1 s to 10 min of audio)", c.Recordings.Buffer)
 	}
 	if c.Shutdown.Grace < 0 {
 		bad("shutdown.grace", "must not be negative")

@@ -137,9 +137,10 @@ func TestLoadDemo(t *testing.T) {
 	if cfg.Redis.URL != "" {
 		t.Errorf("redis.url = %q", cfg.Redis.URL)
 	}
-	// "../recordings" next to configs/: the repository's recordings/.
-	if cfg.Recordings.Dir != "recordings" {
-		t.Errorf("recordings.dir = %q, want recordings", cfg.Recordings.Dir)
+	// "../var/recordings" next to configs/: the repository's var/recordings/
+	// (ignored by git; recordings/ is the package).
+	if cfg.Recordings.Dir != filepath.Join("var", "recordings") {
+		t.Errorf("recordings.dir = %q, want var/recordings", cfg.Recordings.Dir)
 	}
 	if cfg.Shutdown.Grace != 30*time.Second {
 		t.Errorf("shutdown.grace = %v", cfg.Shutdown.Grace)
@@ -256,6 +257,9 @@ func TestDefaults(t *testing.T) {
 		"users":                     {len(d.Users), 0},
 		"redis.url":                 {d.Redis.URL, ""},
 		"recordings.dir":            {d.Recordings.Dir, "recordings"},
+		"recordings.enabled":        {d.Recordings.Enabled, true},
+		"recordings.retention_days": {d.Recordings.RetentionDays, 90},
+		"recordings.buffer":         {d.Recordings.Buffer, 500},
 		"shutdown.grace":            {d.Shutdown.Grace, 30 * time.Second},
 		"log.level":                 {d.Log.Level, "info"},
 		"log.format":                {d.Log.Format, "text"},
@@ -318,6 +322,9 @@ users:
   - {name: boss, role: admin, password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2}
 recordings:
   dir: /var/spool/ivrd
+  enabled: false
+  retention_days: 0
+  buffer: 1000
 shutdown:
   grace: 0s
 log:
@@ -360,7 +367,7 @@ log:
 			{Name: "a1", DisplayName: "Ann", Role: "agent", Skills: map[string]int{"billing": 7, "general": 1}, PasswordHash: testHash},
 			{Name: "boss", Role: "admin", PasswordHash: testHash},
 		},
-		Recordings: configs.Recordings{Dir: "/var/spool/ivrd"},
+		Recordings: configs.Recordings{Dir: "/var/spool/ivrd", Enabled: false, RetentionDays: 0, Buffer: 1000},
 		Log:        configs.Log{Level: "debug", Format: "json"},
 	}
 	for _, c := range []struct {
@@ -511,6 +518,8 @@ func TestInvalidValues(t *testing.T) {
 		{"log format", "log:\n  format: xml\n", 2, "log.format", `"xml" is not one of text, json`},
 		{"redis scheme", "redis:\n  url: http://u:secret@h:6379\n", 2, "redis.url", `"http://u:xxxxx@h:6379" is not a redis://`},
 		{"recordings empty", "recordings:\n  dir: \"\"\n", 2, "recordings.dir", "is required"},
+		{"recordings retention negative", "recordings:\n  retention_days: -1\n", 2, "recordings.retention_days", "must not be negative"},
+		{"recordings buffer small", "recordings:\n  buffer: 10\n", 2, "recordings.buffer", "must be within 50-30000"},
 		{"crm url scheme", "ivr:\n  flow: flows/main.yaml\n  crm:\n    url: ftp://crm/{number}\n", 4, "ivr.crm.url", "is not an http(s) URL"},
 		{"crm url without number", "ivr:\n  flow: flows/main.yaml\n  crm:\n    url: https://crm/callers\n", 4, "ivr.crm.url", "must contain {number}"},
 		{"no country", "ivr:\n  flow: flows/main.yaml\n  default_country: \"\"\n", 3, "ivr.default_country", "is required"},
