@@ -1,0 +1,472 @@
+package recordings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"ivrd/media"
+)
+
+// Config configures a Library.
+type Config struct {
+	Dir   string // the filesystem store's directory; used when Store is nil
+	Store Store  // where recordings live; default: a FileStore in Dir
+
+	Disabled bool // record nothing (Start returns nil); the index still serves old recordings
+	Buffer   int  // 20 ms frames buffered per direction between the media path and the writer (default 500: 10 s)
+
+	RetentionDays int           // delete recordings older than this many days; 0: keep for ever
+	SweepEvery    time.Duration // how often retention runs (default 1 h)
+	SyncEvery     time.Duration // how often the header and metadata of a recording being written are updated (default 2 s)
+
+	Logger *slog.Logger
+}
+
+// Library is every recording in a store: it starts recorders, indexes
+// their metadata for search, serves them for playback, repairs those a
+// crash cut off, and deletes old ones.
+type Library struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	byID   map[string]*entry
+	byCall map[string]*entry // the latest recording of a call id
+	writes sync.WaitGroup    // recorders still writing
+
+	cancel    context.CancelFunc
+	sweepDone chan struct{}
+}
+
+// Open opens the store, repairs and indexes what is in it, and starts the
+// retention job. Close stops it.
+func Open(cfg Config) (*Library, error) {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 500
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = time.Hour
+	}
+	if cfg.SyncEvery <= 0 {
+		cfg.SyncEvery = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Store == nil {
+		if cfg.Dir == "" {
+			return nil, errors.New("recordings: no directory")
+		}
+		fsStore, err := NewFileStore(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = fsStore
+	}
+	l := &Library{cfg: cfg, store: cfg.Store, log: cfg.Logger, byID: make(map[string]*entry), byCall: make(map[string]*entry)}
+	if err := l.scan(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.sweepDone = cancel, make(chan struct{})
+	go l.retention(ctx)
+	return l, nil
+}
+
+// Close stops the retention job and waits, until ctx ends, for recorders
+// still writing (their calls must have closed them).
+func (l *Library) Close(ctx context.Context) error {
+	l.cancel()
+	<-l.sweepDone
+	done := make(chan struct{})
+	go func() {
+		l.writes.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("recordings still being written: %w", ctx.Err())
+	}
+}
+
+// Start begins recording a call answered at answered (the recording's
+// first sample), in the caller's law. It touches no disk (the recorder's
+// goroutine does) and cannot fail; with recording disabled it returns nil,
+// on which every Recorder method does nothing. Feed it with
+// Session.SetTap, end it with Close.
+func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recorder {
+	if l == nil || l.cfg.Disabled {
+		return nil
+	}
+	id := newID()
+	e := &entry{meta: Meta{ID: id, CallID: callID, Law: law.String(), Answered: answered, Choices: []Choice{}}}
+	e.meta.mark(SegmentIVR, "", answered)
+	e.active.Store(true)
+	r := &Recorder{
+		lib: l, e: e, id: id, law: law, start: answered,
+		log:  l.log.With("call_id", callID, "recording", id),
+		stop: make(chan time.Time, 1), done: make(chan struct{}),
+	}
+	r.legs[left], r.legs[right] = newRing(l.cfg.Buffer), newRing(l.cfg.Buffer)
+	l.mu.Lock()
+	l.byID[id] = e
+	l.byCall[callID] = e
+	l.writes.Add(1)
+	l.mu.Unlock()
+	go r.run()
+	return r
+}
+
+// finished is called by a recorder's goroutine at its end; ok is false
+// when nothing usable was written.
+func (l *Library) finished(r *Recorder, ok bool) {
+	l.mu.Lock()
+	if !ok {
+		delete(l.byID, r.id)
+		if l.byCall[r.e.meta.CallID] == r.e {
+			delete(l.byCall, r.e.meta.CallID)
+		}
+	}
+	r.e.active.Store(false)
+	l.mu.Unlock()
+	l.writes.Done()
+}
+
+// Query selects recordings for List. Zero fields do not filter.
+type Query struct {
+	From, To    time.Time     // answered within [From, To)
+	Agent       string        // exactly
+	Caller      string        // part of the caller's number
+	Skill       string        // exactly
+	Disposition string        // exactly
+	MinDuration time.Duration // at least this long (recordings being written have no length yet)
+	Limit       int           // page size: default 50, at most 1000
+	Offset      int           // recordings to skip
+}
+
+// Page is one page of List's answer, newest first.
+type Page struct {
+	Recordings []Meta `json:"recordings"`
+	Total      int    `json:"total"`       // matches in all
+	NextOffset int    `json:"next_offset"` // Offset of the next page; 0 when this is the last
+}
+
+// List returns the recordings that match q, newest first.
+func (l *Library) List(q Query) Page {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	q.Limit = min(q.Limit, 1000)
+	q.Offset = max(q.Offset, 0)
+	l.mu.Lock()
+	entries := make([]*entry, 0, len(l.byID))
+	for _, e := range l.byID {
+		entries = append(entries, e)
+	}
+	l.mu.Unlock()
+	var match []Meta
+	for _, e := range entries {
+		e.mu.Lock()
+		ok := q.matches(&e.meta)
+		var m Meta
+		if ok {
+			m = e.meta.clone()
+		}
+		e.mu.Unlock()
+		if ok {
+			match = append(match, m)
+		}
+	}
+	sort.Slice(match, func(i, j int) bool {
+		if !match[i].Answered.Equal(match[j].Answered) {
+			return match[i].Answered.After(match[j].Answered)
+		}
+		return match[i].ID > match[j].ID
+	})
+	p := Page{Total: len(match), Recordings: []Meta{}}
+	if q.Offset < len(match) {
+		end := min(len(match), q.Offset+q.Limit)
+		p.Recordings = match[q.Offset:end]
+		if end < len(match) {
+			p.NextOffset = end
+		}
+	}
+	return p
+}
+
+func (q *Query) matches(m *Meta) bool {
+	switch {
+	case !q.From.IsZero() && m.Answered.Before(q.From),
+		!q.To.IsZero() && !m.Answered.Before(q.To),
+		q.Agent != "" && m.Agent != q.Agent,
+		q.Caller != "" && !strings.Contains(m.Caller.Number, q.Caller),
+		q.Skill != "" && m.Skill != q.Skill,
+		q.Disposition != "" && m.Disposition != q.Disposition,
+		q.MinDuration > 0 && (!m.Complete || m.DurationS < q.MinDuration.Seconds()):
+		return false
+	}
+	return true
+}
+
+// lookup finds a recording by id; ErrInvalidID before anything is looked
+// up for an id that is not one.
+func (l *Library) lookup(id string) (*entry, error) {
+	if !ValidID(id) {
+		return nil, ErrInvalidID
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.byID[id]
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	return e, nil
+}
+
+// Get returns a recording's metadata.
+func (l *Library) Get(id string) (Meta, error) {
+	e, err := l.lookup(id)
+	if err != nil {
+		return Meta{}, err
+	}
+	return e.snapshot(), nil
+}
+
+// Open opens a recording's WAV for playback (http.ServeContent takes the
+// reader, Info's ModTime and size). A recording being written can be
+// opened: its header covers what was written at the last update.
+func (l *Library) Open(id string) (Reader, Info, error) {
+	if _, err := l.lookup(id); err != nil {
+		return nil, Info{}, err
+	}
+	name := id + ".wav"
+	f, err := l.store.Open(name)
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("open recording %s: %w", id, err)
+	}
+	info, err := l.store.Stat(name)
+	if err != nil {
+		f.Close()
+		return nil, Info{}, fmt.Errorf("open recording %s: %w", id, err)
+	}
+	return f, info, nil
+}
+
+// UpdateMeta changes the metadata of a call's latest recording — a
+// wrap-up disposition that comes after the call ended, say — and writes
+// it (a recording still being written writes it at its next update).
+func (l *Library) UpdateMeta(callID string, f func(*Meta)) error {
+	l.mu.Lock()
+	e := l.byCall[callID]
+	l.mu.Unlock()
+	if e == nil {
+		return ErrNotFound
+	}
+	e.update(f)
+	if e.active.Load() {
+		return nil
+	}
+	e.mu.Lock()
+	id := e.meta.ID
+	e.mu.Unlock()
+	return e.save(l.store, id)
+}
+
+// Sweep deletes the complete recordings that ended more than days days
+// before now, and says how many it deleted. A recording still being
+// written is never deleted; days <= 0 deletes nothing.
+func (l *Library) Sweep(now time.Time, days int) (int, error) {
+	if days <= 0 {
+		return 0, nil
+	}
+	cutoff := now.Add(-time.Duration(days) * 24 * time.Hour)
+	l.mu.Lock()
+	var old []*entry
+	for _, e := range l.byID {
+		if e.active.Load() {
+			continue
+		}
+		e.mu.Lock()
+		end := e.meta.Ended
+		if end.IsZero() {
+			end = e.meta.Answered
+		}
+		if e.meta.Complete && end.Before(cutoff) {
+			old = append(old, e)
+		}
+		e.mu.Unlock()
+	}
+	l.mu.Unlock()
+	n := 0
+	var errs []error
+	for _, e := range old {
+		m := e.snapshot()
+		// The WAV first: a crash between the two leaves metadata without
+		// audio, which the next start removes, never audio without its
+		// metadata, which it would index as a repaired recording.
+		if err := l.store.Remove(m.ID + ".wav"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete recording %s: %w", m.ID, err))
+			continue
+		}
+		if err := l.store.Remove(m.ID + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete recording %s metadata: %w", m.ID, err))
+		}
+		l.mu.Lock()
+		delete(l.byID, m.ID)
+		if l.byCall[m.CallID] == e {
+			delete(l.byCall, m.CallID)
+		}
+		l.mu.Unlock()
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// retention runs Sweep every SweepEvery (and once at start).
+func (l *Library) retention(ctx context.Context) {
+	defer close(l.sweepDone)
+	if l.cfg.RetentionDays <= 0 {
+		return
+	}
+	t := time.NewTicker(l.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		n, err := l.Sweep(time.Now(), l.cfg.RetentionDays)
+		if n > 0 || err != nil {
+			l.log.Info("old recordings deleted", "deleted", n, "retention_days", l.cfg.RetentionDays, "error", errString(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func marshalMeta(m Meta) ([]byte, error) {
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// scan indexes the store: every <id>.wav with its <id>.json. A recording
+// whose metadata is missing or says it was still being written was cut
+// off by a crash: its header is fixed from the file's size, and it is
+// marked repaired and complete. Metadata without a WAV (a deletion cut
+// off) is removed.
+func (l *Library) scan() error {
+	infos, err := l.store.List()
+	if err != nil {
+		return fmt.Errorf("recordings: list: %w", err)
+	}
+	wavs := map[string]Info{}
+	jsons := map[string]bool{}
+	for _, in := range infos {
+		id, ext, ok := strings.Cut(in.Name, ".")
+		if !ok || !ValidID(id) {
+			continue
+		}
+		switch ext {
+		case "wav":
+			wavs[id] = in
+		case "json":
+			jsons[id] = true
+		}
+	}
+	for id := range jsons {
+		if _, ok := wavs[id]; !ok {
+			if err := l.store.Remove(id + ".json"); err != nil {
+				l.log.Warn("remove metadata without a recording", "recording", id, "error", err)
+			}
+		}
+	}
+	repaired := 0
+	for id, in := range wavs {
+		var m Meta
+		metaOK := false
+		if jsons[id] {
+			if data, err := readAll(l.store, id+".json"); err == nil && json.Unmarshal(data, &m) == nil && m.ID == id {
+				metaOK = true
+			}
+		}
+		if !metaOK || !m.Complete {
+			if err := l.repair(id, in, &m); err != nil {
+				l.log.Error("recording cut off by a crash could not be repaired", "recording", id, "error", err)
+				continue
+			}
+			repaired++
+		}
+		if m.Choices == nil {
+			m.Choices = []Choice{}
+		}
+		e := &entry{meta: m}
+		l.byID[id] = e
+		if old := l.byCall[m.CallID]; m.CallID != "" && (old == nil || old.meta.Answered.Before(m.Answered)) {
+			l.byCall[m.CallID] = e
+		}
+	}
+	l.log.Info("recordings indexed", "recordings", len(l.byID), "repaired", repaired)
+	return nil
+}
+
+// repair fixes a cut-off recording's header from its size and completes
+// its metadata.
+func (l *Library) repair(id string, in Info, m *Meta) error {
+	data := max(0, in.Size-wavHeaderSize) &^ (bytesPerFrame - 1)
+	b, err := l.store.Edit(id + ".wav")
+	if err != nil {
+		return err
+	}
+	h := wavHeader(data)
+	_, err = b.WriteAt(h[:], 0)
+	if err == nil {
+		err = b.Sync()
+	}
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	dur := time.Duration(data/bytesPerFrame) * time.Second / media.SampleRate
+	m.ID = id
+	if m.Answered.IsZero() {
+		m.Answered = in.ModTime.Add(-dur)
+	}
+	if m.Law == "" {
+		m.Law = media.ULaw.String()
+	}
+	m.finish(m.Answered.Add(dur), dur)
+	m.Complete, m.Repaired = true, true
+	if m.Error == "" {
+		m.Error = "cut off (server stopped while recording); repaired at the next start"
+	}
+	out, err := marshalMeta(*m)
+	if err != nil {
+		return err
+	}
+	if err := l.store.Put(id+".json", out); err != nil {
+		return err
+	}
+	l.log.Warn("recording cut off by a crash repaired", "recording", id, "call_id", m.CallID, "duration", dur)
+	return nil
+}
+
+func readAll(st Store, name string) ([]byte, error) {
+	r, err := st.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
