@@ -459,6 +459,31 @@ func TestSupervisorRoutesRoles(t *testing.T) {
 	waitNoWallboard(t)
 }
 
+// TestSupervisorPage: /supervisor and its files are served like the
+// softphone's.
+func TestSupervisorPage(t *testing.T) {
+	srv := httptest.NewServer(Pages())
+	defer srv.Close()
+	for _, c := range []struct{ path, ctype, contains string }{
+		{"/supervisor", "text/html; charset=utf-8", `<script src="/static/supervisor.js"`},
+		{"/static/supervisor.js", "text/javascript; charset=utf-8", "window.ivrdSupervisor"},
+		{"/static/supervisor.css", "text/css; charset=utf-8", ".tiles"},
+	} {
+		res, err := http.Get(srv.URL + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != c.ctype || !strings.Contains(string(body), c.contains) {
+			t.Errorf("GET %s: %d %q; body has %q: %v", c.path, res.StatusCode, res.Header.Get("Content-Type"), c.contains, strings.Contains(string(body), c.contains))
+		}
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "media-src 'self'") {
+			t.Errorf("GET %s: policy %q does not let the page play recordings", c.path, csp)
+		}
+	}
+}
+
 // miniRedis is an in-process Redis the test can stop.
 type miniRedis struct {
 	server *miniredis.Miniredis
