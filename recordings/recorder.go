@@ -380,4 +380,3 @@ func (e *entry) save(st Store, id string) error {
 	e.saved = v
 	return nil
 }
-

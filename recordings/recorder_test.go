@@ -21,6 +21,7 @@ type call struct {
 	peer     *net.UDPConn
 	to       *net.UDPAddr
 	rec      *Recorder
+	law      media.Law
 	answered time.Time
 }
 
@@ -50,7 +51,7 @@ func newCall(t *testing.T, lib *Library, law media.Law) *call {
 		peer.Close()
 		wg.Wait()
 	})
-	c := &call{t: t, s: s, peer: peer, to: &net.UDPAddr{IP: loopback, Port: s.LocalPort()}}
+	c := &call{t: t, s: s, peer: peer, law: law, to: &net.UDPAddr{IP: loopback, Port: s.LocalPort()}}
 	c.answered = time.Now()
 	c.rec = lib.Start("call-"+t.Name(), law, c.answered)
 	s.SetTap(c.rec)
@@ -80,7 +81,7 @@ func (c *call) callerTone(start float64, n int, seq *uint16, ts *uint32, skip fu
 		}
 		to = now.Add(media.FrameDuration)
 		if skip == nil || !skip(i) {
-			if _, err := c.peer.WriteToUDP(rtpPacket(0, *seq, *ts, 0x1234, toneFrame(media.ULaw, 440, i)), c.to); err != nil {
+			if _, err := c.peer.WriteToUDP(rtpPacket(c.law.PayloadType(), *seq, *ts, 0x1234, toneFrame(c.law, 440, i)), c.to); err != nil {
 				c.t.Error(err)
 			}
 		}
