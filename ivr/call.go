@@ -20,6 +20,21 @@ type Call struct {
 	Skill       string            // set by the queue node
 	Queued      time.Time         // when the call first entered a queue
 	Priority    int               // queue priority; higher is served first; set by set (priority) and queue nodes
+
+	// Segment, when set, hears each change of the call's segment (see
+	// Mark): the recording uses it to mark where the IVR, the queue, the
+	// agent and hold begin and end.
+	Segment func(kind, detail string)
+}
+
+// Mark reports that the call entered a segment — "ivr", "queue" (detail:
+// the skill), "agent" (detail: the agent), "hold" — or left one (the kind
+// followed by "_end"). It does nothing without a Segment hook or on a nil
+// Call.
+func (c *Call) Mark(kind, detail string) {
+	if c != nil && c.Segment != nil {
+		c.Segment(kind, detail)
+	}
 }
 
 // Choice is one input the caller gave: a menu key or collected digits.

@@ -291,7 +291,11 @@ func (s *session) enqueue(ctx context.Context, n *node) (step, error) {
 		OverflowSkill: n.overflowSkill, OnMaxWait: n.onMaxWait,
 		Options: n.optionKeys, OptionsPrompt: n.optionsPrompts.names,
 	}
+	s.call.Mark("queue", n.skill)
 	next, err := s.r.queue.Queue(ctx, s.ch, s.call, req)
+	if next != "" && err == nil {
+		s.call.Mark("ivr", "") // back in the flow
+	}
 	switch {
 	case err != nil:
 		return step{}, fmt.Errorf("queue to %s: %w", n.skill, err)

@@ -524,10 +524,15 @@ nodes:
 		t.Fatal(err)
 	}
 	call := &Call{ID: "x", Dialed: "800", Caller: callerid.Caller{Tier: "gold"}}
+	var marks []string // the recording's segment markers
+	call.Segment = func(kind, detail string) { marks = append(marks, kind+":"+detail) }
 	ch := newScriptChannel()
 	res, err := r.Run(context.Background(), ch, call)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{"queue:billing", "ivr:", "queue:general"}; !slices.Equal(marks[:min(3, len(marks))], want) {
+		t.Errorf("segments %v, want %v first", marks, want)
 	}
 	if call.Vars["tag"] != "gold/800/" {
 		t.Errorf("tag = %q, want gold/800/", call.Vars["tag"])
