@@ -470,3 +470,14 @@ func readAll(st Store, name string) ([]byte, error) {
 	defer r.Close()
 	return io.ReadAll(r)
 }
+
+// WrapUp records an agent's wrap-up (disposition and notes) in the
+// metadata of the call's latest recording; agents' OnWrapUp can call it.
+func (l *Library) WrapUp(callID, agent, disposition, notes string, at time.Time) error {
+	return l.UpdateMeta(callID, func(m *Meta) {
+		m.Disposition, m.Notes, m.WrapUpAt = disposition, notes, at
+		if m.Agent == "" {
+			m.Agent = agent
+		}
+	})
+}

@@ -15,18 +15,20 @@ import (
 	"ivrd/ivr/callerid"
 	"ivrd/media"
 	"ivrd/queue"
+	"ivrd/recordings"
 	"ivrd/sip"
 )
 
 // app holds what every call shares: prompts, flows, caller identification,
 // media ports. It is the SIP handler: each answered call runs its flow.
 type app struct {
-	log     *slog.Logger
-	prompts *media.Library
-	ports   *media.PortPool
-	flows   map[string]*ivr.Runner // by dialled user
-	def     *ivr.Runner
-	queue   ivr.QueueHandler
+	log        *slog.Logger
+	prompts    *media.Library
+	ports      *media.PortPool
+	flows      map[string]*ivr.Runner // by dialled user
+	def        *ivr.Runner
+	queue      ivr.QueueHandler
+	recordings *recordings.Library // nil: no call is recorded
 }
 
 // loadApp loads and checks everything the configuration names, so a bad
@@ -152,6 +154,7 @@ func (a *app) HandleCall(ctx context.Context, c *sip.Call) {
 		DisplayName: c.Caller.DisplayName,
 		Dialed:      c.Dialed,
 	}
+	defer a.record(c, call)()
 	res, err := r.Run(ctx, ivr.NewMediaChannel(c.Media, a.prompts), call)
 	if err != nil {
 		c.Log.Error("ivr flow failed", "node", res.Node, "error", err)

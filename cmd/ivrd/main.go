@@ -95,6 +95,10 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if a.recordings, err = openRecordings(cfg, log); err != nil {
+		return err
+	}
+	defer closeRecordings(a.recordings, log)
 	hub, engine, err := openAgents(cfg, q, log, reg)
 	if err != nil {
 		return err
