@@ -15,6 +15,7 @@ import (
 	"ivrd/accounts"
 	"ivrd/agents"
 	"ivrd/queue"
+	"ivrd/recordings"
 )
 
 // Role is what a user may do.
@@ -55,6 +56,9 @@ type Config struct {
 	// AuditCap entries (0: DefaultAuditCap).
 	Audit    AuditLog
 	AuditCap int
+	// Recordings serves /api/v1/recordings to supervisors; nil: those
+	// routes answer 404.
+	Recordings *recordings.Library
 	// Done, when closed (ivrd shutting down), ends the open event
 	// streams, so that http.Server.Shutdown need not wait for them.
 	Done <-chan struct{}
@@ -92,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	s.route("GET /api/v1/calls", RoleSupervisor, s.calls)
 	s.route("GET /api/v1/wallboard/events", RoleSupervisor, newWallboard(s).serve)
 	s.route("GET /api/v1/audit", RoleSupervisor, s.auditList)
+	s.route("GET /api/v1/recordings", RoleSupervisor, s.recordingsList)
+	s.route("GET /api/v1/recordings/{id}", RoleSupervisor, s.recordingGet)
+	s.route("GET /api/v1/recordings/{id}/audio", RoleSupervisor, s.recordingAudio)
 	if cfg.Accounts != nil {
 		s.mux.HandleFunc("POST /api/v1/login", s.login)
 		s.mux.HandleFunc("POST /api/v1/logout", s.logout)

@@ -27,8 +27,10 @@
 
     rec: {
       filters: {},     // the query of the current search
-      cursors: [''],   // cursor of each page seen; the last is the current page
-      next: '',        // cursor of the next (older) page; '' on the last
+      offset: 0,       // of the page shown
+      limit: 25,
+      next: null,      // offset of the next (older) page; null on the last
+      total: 0,
       items: [],
       selected: null,  // the recording open in the player
       loading: false,
@@ -432,25 +434,27 @@
   function searchRecordings(ev) {
     if (ev) ev.preventDefault();
     S.rec.filters = readFilters();
-    S.rec.cursors = [''];
+    S.rec.offset = 0;
     loadRecordings();
   }
 
   async function loadRecordings() {
-    const cursor = S.rec.cursors[S.rec.cursors.length - 1];
     const q = new URLSearchParams(S.rec.filters);
-    if (cursor) q.set('cursor', cursor);
+    q.set('offset', String(S.rec.offset));
+    q.set('limit', String(S.rec.limit));
     const err = $('rec-error');
     S.rec.loading = true;
     renderRecordings();
     try {
       const body = await api('/api/v1/recordings?' + q.toString());
       S.rec.items = body.recordings || [];
-      S.rec.next = body.next || '';
+      S.rec.next = body.next_offset ?? null;
+      S.rec.total = body.total || 0;
       show(err, false);
     } catch (e) {
       S.rec.items = [];
-      S.rec.next = '';
+      S.rec.next = null;
+      S.rec.total = 0;
       if (e.message !== 'signed out') {
         err.textContent = 'Recordings: ' + e.message;
         show(err, true);
@@ -484,11 +488,11 @@
     });
     body.replaceChildren(...rows);
     show($('rec-empty'), !S.rec.loading && rows.length === 0);
-    const page = S.rec.cursors.length;
-    text($('rec-page'), S.rec.loading ? 'Loading…' : `Page ${page}`);
-    text($('rec-count'), S.rec.loading ? '' : `(${rows.length} on this page)`);
-    $('rec-newer').disabled = S.rec.loading || page <= 1;
-    $('rec-older').disabled = S.rec.loading || !S.rec.next;
+    const R = S.rec;
+    text($('rec-page'), R.loading ? 'Loading…' : (R.total ? `${R.offset + 1}–${R.offset + rows.length} of ${R.total}` : ''));
+    text($('rec-count'), R.loading ? '' : `(${R.total})`);
+    $('rec-newer').disabled = R.loading || R.offset === 0;
+    $('rec-older').disabled = R.loading || R.next === null;
   }
 
   async function openRecording(id) {
@@ -638,8 +642,8 @@
 
     $('rec-filters').addEventListener('submit', searchRecordings);
     $('rec-clear').addEventListener('click', () => { $('rec-filters').reset(); searchRecordings(); });
-    $('rec-older').addEventListener('click', () => { if (S.rec.next) { S.rec.cursors.push(S.rec.next); loadRecordings(); } });
-    $('rec-newer').addEventListener('click', () => { if (S.rec.cursors.length > 1) { S.rec.cursors.pop(); loadRecordings(); } });
+    $('rec-older').addEventListener('click', () => { if (S.rec.next !== null) { S.rec.offset = S.rec.next; loadRecordings(); } });
+    $('rec-newer').addEventListener('click', () => { S.rec.offset = Math.max(0, S.rec.offset - S.rec.limit); loadRecordings(); });
 
     const audio = $('rec-audio');
     for (const ev of ['timeupdate', 'seeked', 'loadedmetadata']) audio.addEventListener(ev, moveHead);
