@@ -16,7 +16,6 @@ type countTap struct {
 	toSSRC           uint32
 	toSSRCs          int
 	lastTo, lastFrom time.Time
-	events           int
 }
 
 func (c *countTap) FromCaller(p AudioPacket, at time.Time) {
