@@ -22,6 +22,7 @@ func TestSupervisorBrowser(t *testing.T) {
 		return
 	}
 	t.Run("Wallboard", func(t *testing.T) { t.Parallel(); testSupervisorWallboard(t) })
+	t.Run("Recordings", func(t *testing.T) { t.Parallel(); testSupervisorRecordings(t) })
 }
 
 // testSupervisorWallboard: an agent cannot use the console; supervisor1
@@ -105,6 +106,80 @@ func testSupervisorWallboard(t *testing.T) {
 
 // jsNum writes a number for a JavaScript expression.
 func jsNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// testSupervisorRecordings: a caller presses 1, waits in the billing
+// queue and hangs up; supervisor1 finds the call's recording by the
+// caller's number, opens it (metadata, segment markers on the timeline,
+// a download link) and plays it: the audio element plays and its time
+// advances; the audit trail shows the view and the listen by supervisor1.
+func testSupervisorRecordings(t *testing.T) {
+	d := startIvrd(t, demoConfig)
+	base := "http://" + d.httpAddr
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	const number = "+14155550177"
+	call := dialDemo(t, ctx, d, testcaller.DialOptions{From: number, Source: &testcaller.Tone{Freq: 440, Amplitude: 0.3}})
+	rec := recognizer(t, call.Law())
+	if err := pressAtMenu(ctx, call, rec, '1'); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(10*time.Second, "caller queued", call.ID, "skill=billing")
+	time.Sleep(2 * time.Second)
+	hangup(call)
+	d.waitLog(10*time.Second, "call ended", call.ID)
+
+	b := startBrowser(t, "")
+	b.do("open the recordings", chromedp.Navigate(base+"/supervisor#recordings"))
+	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
+	b.do("log in as supervisor1",
+		chromedp.SendKeys(chromedp.ID("login-user"), "supervisor1"),
+		chromedp.SendKeys(chromedp.ID("login-pass"), "supervisor1"),
+		chromedp.Click(chromedp.ID("login-submit")),
+	)
+	b.waitFor("the recordings tab", `window.ivrdSupervisor && ivrdSupervisor.tab === 'recordings' && document.getElementById('recordings-view').checkVisibility()`, 10*time.Second)
+
+	// The recording is indexed when the call's recorder closes: search
+	// until it is there.
+	b.do("filter by the caller's number", chromedp.SendKeys(chromedp.ID("f-caller"), "5550177"))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b.do("search", chromedp.Click(chromedp.ID("rec-search")))
+		time.Sleep(300 * time.Millisecond)
+		n, _ := eval[float64](b, `ivrdSupervisor.recordings.filter((r) => r.caller.number === `+jsString(number)+` && r.complete).length`)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recording of %s is not listed\npage: %s", number, b.snapshot())
+		}
+	}
+	if got := b.text("rec-body"); !strings.Contains(got, number) || !strings.Contains(got, "billing") {
+		t.Errorf("recordings table: %q", got)
+	}
+	b.do("open the recording", chromedp.Click(chromedp.CSS(`#rec-body tr`)))
+	b.waitFor("the player", `document.getElementById('player').checkVisibility() && ivrdSupervisor.selected`, 5*time.Second)
+	if got := b.text("rec-meta"); !strings.Contains(got, number) || !strings.Contains(got, call.ID) {
+		t.Errorf("metadata: %q", got)
+	}
+	b.waitFor("segment markers on the timeline", `document.querySelectorAll('#timeline-segments .segment.ivr').length >= 1 && document.querySelectorAll('#timeline-segments .segment.queue').length >= 1`, 5*time.Second)
+	if href, _ := eval[string](b, `document.getElementById('rec-download').href`); !strings.HasSuffix(href, "/audio?download=1") {
+		t.Errorf("download link %q", href)
+	}
+	b.screenshot("supervisor-recording.png")
+
+	b.do("play", chromedp.Evaluate[chromedp.Void](`(() => { const a = document.getElementById('rec-audio'); window.played = false; a.addEventListener('playing', () => { window.played = true; }); a.play(); })()`))
+	b.waitFor("playing", `window.played && !document.getElementById('rec-audio').paused`, 10*time.Second)
+	t0, _ := eval[float64](b, `document.getElementById('rec-audio').currentTime`)
+	b.waitFor("time advancing", `document.getElementById('rec-audio').currentTime > `+jsNum(t0+0.5), 5*time.Second)
+	// Seek with the timeline: a click at three quarters.
+	b.do("seek on the timeline", chromedp.Evaluate[chromedp.Void](`(() => { const tl = document.getElementById('timeline'), r = tl.getBoundingClientRect();
+		tl.dispatchEvent(new MouseEvent('click', {clientX: r.left + r.width * 0.75, clientY: r.top + 5, bubbles: true})); })()`))
+	b.waitFor("the seek", `(() => { const a = document.getElementById('rec-audio'); return a.currentTime >= a.duration * 0.7; })()`, 5*time.Second)
+
+	b.do("open the audit trail", chromedp.Click(chromedp.ID("tab-audit")))
+	b.waitFor("the listen and the view in the trail", `(() => { const t = document.getElementById('audit-body').innerText; return t.includes('Played') && t.includes('Opened') && t.includes('supervisor1'); })()`, 5*time.Second)
+}
 
 // screenshot saves the page as name in $IVRD_E2E_SCREENSHOTS, when set
 // (to look at the pages after a change).
