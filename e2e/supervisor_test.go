@@ -117,6 +117,9 @@ func testSupervisorRecordings(t *testing.T) {
 	base := "http://" + d.httpAddr
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	if code, body := d.get("/api/v1/recordings"); code != 200 {
+		t.Fatalf("GET /api/v1/recordings: %d %s (does ivrd pass its recordings library to web.Config.Recordings?)", code, body)
+	}
 
 	const number = "+14155550177"
 	call := dialDemo(t, ctx, d, testcaller.DialOptions{From: number, Source: &testcaller.Tone{Freq: 440, Amplitude: 0.3}})
