@@ -134,6 +134,7 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 		return res, errors.Join(err, rerr)
 	}
 	h.cfg.Metrics.offer("accepted")
+	call.Mark("agent", m.Agent)
 	a.send(evConnected{o: o})
 	log.Info("caller connected to the agent", "waited", waited)
 	go func() {
@@ -149,7 +150,10 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 
 	// Connected.
 	var hold *holdMusic
-	defer func() { hold.stop() }()
+	defer func() {
+		hold.stop()
+		call.Mark("agent_end", m.Agent)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,9 +175,11 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 				bridge.Hold(d.on)
 				if d.on && hold == nil {
 					hold = startHold(ctx, ch, h.cfg.HoldPrompt)
-				} else if !d.on {
+					call.Mark("hold", "")
+				} else if !d.on && hold != nil {
 					hold.stop()
 					hold = nil
+					call.Mark("hold_end", "")
 				}
 				log.Info("hold", "on", d.on)
 			case "lost":
@@ -188,6 +194,7 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 					return queue.Connected, nil
 				}
 				res, err := requeue(queue.NotReady, "connection lost")
+				call.Mark("queue", m.Skill)
 				ended(EndAgentLost, false)
 				return res, err
 			}

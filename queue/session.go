@@ -308,6 +308,7 @@ func (s *session) maxWaitReached(ctx context.Context) (string, bool) {
 	}
 	s.q.setEntry(s.w, e)
 	s.call.Skill = e.Skill
+	s.call.Mark("queue", e.Skill)
 	s.lastPos = math.MaxInt
 	s.log.Info("max wait reached: overflowed", "from", old, "to", e.Skill, "position", pos)
 	s.q.cfg.Metrics.result(old, "overflowed")

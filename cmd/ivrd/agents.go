@@ -9,12 +9,13 @@ import (
 	"ivrd/agents"
 	"ivrd/configs"
 	"ivrd/queue"
+	"ivrd/recordings"
 	"ivrd/rtc"
 )
 
 // openAgents starts the agents' audio engine and the agent hub, and makes
 // the hub the queue's connector. Close the hub, then the engine.
-func openAgents(cfg *configs.Config, q *queue.Queue, log *slog.Logger, reg prometheus.Registerer) (*agents.Hub, *rtc.Engine, error) {
+func openAgents(cfg *configs.Config, q *queue.Queue, recs *recordings.Library, log *slog.Logger, reg prometheus.Registerer) (*agents.Hub, *rtc.Engine, error) {
 	listen := net.ParseIP(cfg.WebRTC.ListenIP)
 	if listen == nil {
 		host, _, _ := net.SplitHostPort(cfg.SIP.Listen)
@@ -45,8 +46,20 @@ func openAgents(cfg *configs.Config, q *queue.Queue, log *slog.Logger, reg prome
 		IdleGrace:       cfg.Agents.ReconnectGrace,
 		CallGrace:       cfg.Agents.CallGrace,
 		DeclineNotReady: cfg.Agents.DeclineNotReady,
-		Metrics:         metrics,
-		Logger:          log,
+		OnWrapUp: func(w agents.WrapUp) {
+			// The disposition and notes join the call's recording.
+			if recs == nil {
+				return
+			}
+			// Not in the agent's goroutine: a slow disk must not hold it.
+			go func() {
+				if err := recs.WrapUp(w.CallID, w.Agent, w.Disposition, w.Notes, w.Ended); err != nil {
+					log.Warn("wrap-up not added to the recording", "call_id", w.CallID, "agent", w.Agent, "error", err)
+				}
+			}()
+		},
+		Metrics: metrics,
+		Logger:  log,
 	})
 	if err != nil {
 		engine.Close()

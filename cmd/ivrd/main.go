@@ -99,7 +99,7 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeRecordings(a.recordings, log)
-	hub, engine, err := openAgents(cfg, q, log, reg)
+	hub, engine, err := openAgents(cfg, q, a.recordings, log, reg)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,9 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
-	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log, Accounts: users, TLS: cfg.HTTP.TLS(), Agents: hub})
+	httpDone := make(chan struct{}) // ends the wallboard's event streams at shutdown
+	api, err := web.New(web.Config{Queue: q, Registry: reg, Logger: log, Accounts: users, TLS: cfg.HTTP.TLS(), Agents: hub,
+		Recordings: a.recordings, Done: httpDone})
 	if err != nil {
 		shutdownSIP(srv, 0, log)
 		return err
@@ -166,6 +168,7 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 	log.Info("signal received: shutting down", "grace", cfg.Shutdown.Grace)
 
 	shutdownSIP(srv, cfg.Shutdown.Grace, log)
+	close(httpDone)
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := httpSrv.Shutdown(hctx); err != nil {
