@@ -11,6 +11,7 @@ import (
 
 	"ivrd/agents/agentbot"
 	"ivrd/media"
+	"ivrd/recordings"
 	"ivrd/sip/testcaller"
 )
 
@@ -71,6 +72,7 @@ func TestAgentBotTakesADemoCall(t *testing.T) {
 	if _, _, err := bot.WaitType(ctx, i, "call_connected"); err != nil {
 		t.Fatal(err)
 	}
+	connectedAt := time.Now()
 	callerHearsTone(t, call, mark, 1000, 10*time.Second)
 	time.Sleep(time.Second)
 	got, _ := bot.Audio(from)
@@ -84,6 +86,7 @@ func TestAgentBotTakesADemoCall(t *testing.T) {
 	line := d.waitLog(5*time.Second, "first caller audio sent to the agent", callID)
 	t.Logf("accept → first caller audio at the agent: %s", logField(line, "after_accept"))
 
+	hungUpAt := time.Now()
 	if err := bot.Call(ctx, "hangup", callID); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +108,7 @@ func TestAgentBotTakesADemoCall(t *testing.T) {
 	if r := d.queueOf("billing"); r.Answered != 1 {
 		t.Errorf("billing %+v, want answered 1", r)
 	}
+	checkBridgedRecording(t, d, call, callID, connectedAt, hungUpAt)
 }
 
 // TestAgentSocketRefusals: the WebSocket needs a login, the agent role and,
@@ -158,4 +162,77 @@ func hasChoice(choices []any, input string) bool {
 		}
 	}
 	return false
+}
+
+// checkBridgedRecording finds the call's recording through the API and
+// checks it against what the test saw: as long as the call (answer to
+// hangup), the caller's 440 Hz on the left and the agent's 1000 Hz on the
+// right while they talked, the agent's tone starting when the call was
+// connected, and the wrap-up's disposition in the metadata.
+func checkBridgedRecording(t *testing.T, d *ivrd, call *testcaller.Call, callID string, connectedAt, hungUpAt time.Time) {
+	t.Helper()
+	var page struct {
+		Recordings []recordings.Meta `json:"recordings"`
+	}
+	var meta recordings.Meta
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.getJSON("/api/v1/recordings?caller=5005550199", &page)
+		if len(page.Recordings) == 1 && page.Recordings[0].Complete && page.Recordings[0].Disposition != "" {
+			meta = page.Recordings[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete recording with its disposition: %+v", page.Recordings)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if meta.CallID != callID || meta.Agent != "agent1" || meta.Skill != "billing" || meta.Disposition != "resolved" || meta.Caller.Number != "+15005550199" {
+		t.Errorf("metadata %+v", meta)
+	}
+	status, body := d.get("/api/v1/recordings/" + meta.ID + "/audio")
+	if status != 200 {
+		t.Fatalf("audio: %d", status)
+	}
+	left, right, err := recordings.DecodeStereo([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The call lasted from the 200 OK to the BYE: the recording as long,
+	// give or take the test's own view of those moments.
+	callLen := call.ByeAt().Sub(call.AnsweredAt)
+	recLen := time.Duration(len(left)) * time.Second / media.SampleRate
+	if d := recLen - callLen; d < -150*time.Millisecond || d > 150*time.Millisecond {
+		t.Errorf("recording %v long, the call %v", recLen, callLen)
+	}
+	at := func(tm time.Time) int { return int(tm.Sub(call.AnsweredAt).Seconds() * media.SampleRate) }
+	talk0, talk1 := at(connectedAt)+media.SampleRate/2, at(hungUpAt)-media.SampleRate/5
+	if talk1-talk0 < media.SampleRate {
+		t.Fatalf("talk window too short: %d samples", talk1-talk0)
+	}
+	if p := goertzelShare(left[talk0:talk1], 440); p < 0.5 {
+		t.Errorf("left channel (the caller) while talking: 440 Hz share %.2f", p)
+	}
+	if p := goertzelShare(right[talk0:talk1], 1000); p < 0.5 {
+		t.Errorf("right channel (what the caller heard) while talking: 1000 Hz share %.2f", p)
+	}
+	// The agent's tone starts on the right channel when the call was
+	// connected (within the test's view of that moment, ±150 ms).
+	first := -1
+	for i := 0; i+160 <= len(right); i += 80 {
+		if goertzelShare(right[i:i+160], 1000) > 0.8 {
+			first = i
+			break
+		}
+	}
+	if off := time.Duration(first-at(connectedAt)) * time.Second / media.SampleRate; first < 0 || off < -150*time.Millisecond || off > 150*time.Millisecond {
+		t.Errorf("the agent's voice starts %v from the connection in the recording", off)
+	}
+	kinds := map[string]bool{}
+	for _, sg := range meta.Segments {
+		kinds[sg.Kind] = true
+	}
+	if !kinds["ivr"] || !kinds["queue"] || !kinds["agent"] {
+		t.Errorf("segments %+v, want ivr, queue and agent", meta.Segments)
+	}
 }
