@@ -553,21 +553,14 @@
       return;
     }
     $('login-submit').disabled = true;
-    let res, body = {};
-    try {
-      res = await fetch('/api/v1/login', {
-        method: 'POST', credentials: 'same-origin', cache: 'no-store',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ username: user, password: pass }),
-      });
-      try { body = await res.json(); } catch (_) { body = {}; }
-    } catch (_) {
+    const { status, body } = await window.ivrdCommon.signIn(user, pass);
+    $('login-submit').disabled = false;
+    if (status === 0) {
       err.textContent = 'Cannot reach ivrd. Check the network and try again.';
       show(err, true);
-      $('login-submit').disabled = false;
       return;
     }
-    $('login-submit').disabled = false;
+    const res = { status, ok: status >= 200 && status < 300 };
     if (res.status === 401) {
       err.textContent = 'Wrong user name or password.';
     } else if (!res.ok) {
