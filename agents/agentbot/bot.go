@@ -31,7 +31,11 @@ type Config struct {
 	Username string
 	Password string
 	// Tone is the frequency (Hz) the bot "says" into calls; 0: silence.
-	Tone   float64
+	Tone float64
+	// Say, when set, fills each 20 ms PCMU payload the bot sends instead of
+	// the Tone (the load generator stamps its audio this way). It is called
+	// on the sending goroutine just before the packet leaves.
+	Say    func(payload []byte)
 	Logger *slog.Logger
 }
 
@@ -358,17 +362,26 @@ func (b *Bot) speak(pc *webrtc.PeerConnection, track *webrtc.TrackLocalStaticSam
 		if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 			return
 		}
-		for i := range buf {
-			v := 0.0
-			if b.cfg.Tone > 0 {
-				v = 0.3 * 32767 * math.Sin(phase)
-				phase += 2 * math.Pi * b.cfg.Tone / 8000
-			}
-			buf[i] = g711.EncodeUlawFrame(int16(v))
+		if b.cfg.Say != nil {
+			b.cfg.Say(buf)
+		} else {
+			b.tone(buf, &phase)
 		}
 		if err := track.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond}); err != nil && !errors.Is(err, context.Canceled) {
 			b.log.Debug("write sample", "error", err)
 		}
+	}
+}
+
+// tone fills buf with the next 20 ms of the Tone (or silence), in PCMU.
+func (b *Bot) tone(buf []byte, phase *float64) {
+	for i := range buf {
+		v := 0.0
+		if b.cfg.Tone > 0 {
+			v = 0.3 * 32767 * math.Sin(*phase)
+			*phase += 2 * math.Pi * b.cfg.Tone / 8000
+		}
+		buf[i] = g711.EncodeUlawFrame(int16(v))
 	}
 }
 

@@ -111,6 +111,18 @@ type Call struct {
 	received int
 	notify   chan struct{}
 	closed   bool
+	onPacket func(f Frame, payload []byte)
+}
+
+// OnPacket sets a function called on the receive goroutine with every RTP
+// packet that arrives from now on: the frame as heard and the raw payload,
+// valid only during the call. It lets a load generator read what it needs
+// from each packet without keeping them (DialOptions.KeepFrames). fn must
+// return quickly and must not call the Call's methods.
+func (c *Call) OnPacket(fn func(f Frame, payload []byte)) {
+	c.mu.Lock()
+	c.onPacket = fn
+	c.mu.Unlock()
 }
 
 // Law is the codec the server answered with.
@@ -286,7 +298,11 @@ func (c *Call) recvLoop(conn *net.UDPConn) {
 			close(c.notify)
 			c.notify = nil
 		}
+		hook := c.onPacket
 		c.mu.Unlock()
+		if hook != nil {
+			hook(f, pkt.Payload)
+		}
 	}
 }
 

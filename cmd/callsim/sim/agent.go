@@ -1,0 +1,181 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"ivrd/agents/agentbot"
+	"ivrd/media"
+)
+
+// agentLeg is what one agent saw of one offered call.
+type agentLeg struct {
+	agent     string
+	callID    string
+	number    string
+	offeredAt time.Time
+	acceptAt  time.Time
+	connected time.Time
+	endedAt   time.Time
+	endReason string
+
+	rx      Meter
+	stream  int // the caller's stream heard first; -1 none
+	foreign int // stamped packets from another caller's stream
+}
+
+// agent is one agent bot taking calls: it accepts each offered call after
+// the accept delay, talks (its Speaker stamps what it says) until the
+// caller hangs up, and ends wrap-up after the wrap-up time. Its goroutine
+// owns its legs.
+type agent struct {
+	cfg  *Config
+	acct Account
+	log  *slog.Logger
+	bot  *agentbot.Bot
+	legs []agentLeg
+	busy atomic.Bool // a call offered and its wrap-up not yet done
+}
+
+// startAgent logs the agent in, makes it available and waits for its
+// audio to connect.
+func startAgent(ctx context.Context, cfg *Config, index int, acct Account) (*agent, error) {
+	a := &agent{cfg: cfg, acct: acct, log: cfg.Logger.With("agent", acct.User)}
+	spk := NewSpeaker(KindAgent, uint16(index), nil)
+	bot, err := agentbot.Start(ctx, agentbot.Config{BaseURL: cfg.HTTP, Username: acct.User, Password: acct.Password,
+		Say: spk.Fill, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: log in: %w", acct.User, err)
+	}
+	a.bot = bot
+	if err := bot.SetState(ctx, "available", ""); err != nil {
+		bot.Close()
+		return nil, fmt.Errorf("agent %s: go available: %w", acct.User, err)
+	}
+	if _, _, err := bot.WaitState(ctx, 0, "available"); err != nil {
+		bot.Close()
+		return nil, fmt.Errorf("agent %s: go available: %w", acct.User, err)
+	}
+	for !bot.Connected() {
+		select {
+		case <-ctx.Done():
+			bot.Close()
+			return nil, fmt.Errorf("agent %s: audio did not connect: %w", acct.User, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return a, nil
+}
+
+// run takes calls until ctx ends.
+func (a *agent) run(ctx context.Context) {
+	from := 0
+	var cur *agentLeg
+	mark := 0 // the bot's audio index at the accept
+	for {
+		m, i, err := a.bot.Wait(ctx, from, func(agentbot.Message) bool { return true })
+		if err != nil {
+			return
+		}
+		from = i + 1
+		now := time.Now()
+		id := m.Str("call_id")
+		switch m.Type() {
+		case "call_offered":
+			a.busy.Store(true)
+			cur = &agentLeg{agent: a.acct.User, callID: id, offeredAt: now, stream: -1}
+			if c, ok := m["caller"].(map[string]any); ok {
+				cur.number, _ = c["number"].(string)
+			}
+			if !sleep(ctx, a.cfg.AcceptDelay) {
+				return
+			}
+			_, mark = a.bot.Audio(math.MaxInt)
+			cur.acceptAt = time.Now()
+			if err := a.bot.Call(ctx, "accept", id); err != nil {
+				a.log.Warn("accept", "call_id", id, "error", err)
+			}
+		case "call_connected":
+			if cur != nil && cur.callID == id {
+				cur.connected = now
+			}
+		case "call_ended":
+			if cur == nil || cur.callID != id {
+				continue
+			}
+			cur.endedAt, cur.endReason = now, m.Str("reason")
+			a.measure(cur, mark)
+			a.legs = append(a.legs, *cur)
+			if cur.connected.IsZero() {
+				a.busy.Store(false) // no wrap-up after a call that never connected
+			}
+			cur = nil
+		case "wrapup":
+			if !sleep(ctx, a.cfg.WrapUp) {
+				return
+			}
+			if err := a.bot.WrapUpDone(ctx, id, "callsim", ""); err != nil {
+				a.log.Warn("wrap-up done", "call_id", id, "error", err)
+			}
+			a.busy.Store(false)
+		case "error":
+			a.log.Warn("ivrd refused a message", "message", m.Str("message"))
+		case "closed":
+			a.log.Error("signalling connection closed", "error", m.Str("error"))
+			return
+		}
+	}
+}
+
+// measure reads the caller's stamps out of the audio the bot received
+// since the accept. The bot hands over decoded PCM; µ-law encoding it
+// again gives back the bytes that were sent (see Stamp).
+func (a *agent) measure(leg *agentLeg, mark int) {
+	frames, _ := a.bot.Audio(mark)
+	var payload [StampBytes]byte
+	for _, f := range frames {
+		if len(f.PCM) < StampBytes {
+			continue
+		}
+		media.EncodeFrame(media.ULaw, payload[:], f.PCM[:StampBytes])
+		st, ok := ReadStamp(payload[:])
+		if !ok || st.Kind != KindCaller {
+			continue
+		}
+		if leg.stream < 0 {
+			leg.stream = int(st.Stream)
+		}
+		if int(st.Stream) != leg.stream {
+			leg.foreign++
+			continue
+		}
+		leg.rx.Add(st, f.At)
+	}
+}
+
+// stop makes the agent offline and closes its bot.
+func (a *agent) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = a.bot.SetState(ctx, "offline", "")
+	a.bot.Close()
+}
+
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,242 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is what a run measured: counts, the distributions of every
+// figure, and each call's own figures.
+type Report struct {
+	Target   string         `json:"target"`
+	Started  time.Time      `json:"started"`
+	Elapsed  float64        `json:"elapsed_s"`
+	Counts   Counts         `json:"counts"`
+	Failures map[string]int `json:"failures"` // by reason; rejections as rejected_<status>
+
+	Setup         Summary `json:"setup"`           // INVITE sent → 200 OK received
+	FirstPrompt   Summary `json:"first_prompt"`    // 200 OK → the first loud packet
+	TimeToAgent   Summary `json:"time_to_agent"`   // the last key sent → call_connected at the agent
+	AcceptToAudio Summary `json:"accept_to_audio"` // the agent's accept → the caller's first packet at the agent
+
+	CallerToAgent Direction `json:"caller_to_agent"`
+	AgentToCaller Direction `json:"agent_to_caller"`
+
+	Calls []CallResult `json:"calls"`
+}
+
+// Counts are the calls by outcome.
+type Counts struct {
+	Started   int `json:"started"`
+	Completed int `json:"completed"`
+	Abandoned int `json:"abandoned"`
+	Failed    int `json:"failed"`
+	CutOff    int `json:"cut_off"`
+}
+
+// Direction is one direction of audio over every call that carried it.
+type Direction struct {
+	Packets int     `json:"packets"` // stamped packets received
+	Lost    int     `json:"lost"`
+	LossPct float64 `json:"loss_pct"`
+	Latency Summary `json:"latency"` // per packet: received − sent
+	Jitter  Summary `json:"jitter"`  // per call: the RFC 3550 jitter at the call's end
+}
+
+// CallResult is one call's figures (milliseconds; absent: not measured).
+type CallResult struct {
+	Index           int        `json:"index"`
+	CallID          string     `json:"call_id,omitempty"`
+	From            string     `json:"from"`
+	Outcome         Outcome    `json:"outcome"`
+	Reason          string     `json:"reason,omitempty"`
+	Detail          string     `json:"detail,omitempty"`
+	Agent           string     `json:"agent,omitempty"`
+	SetupMs         float64    `json:"setup_ms,omitempty"`
+	FirstPromptMs   float64    `json:"first_prompt_ms,omitempty"`
+	TimeToAgentMs   float64    `json:"time_to_agent_ms,omitempty"`
+	AcceptToAudioMs float64    `json:"accept_to_audio_ms,omitempty"`
+	CallerToAgent   *StreamLeg `json:"caller_to_agent,omitempty"`
+	AgentToCaller   *StreamLeg `json:"agent_to_caller,omitempty"`
+}
+
+// StreamLeg is one direction of one call.
+type StreamLeg struct {
+	Packets  int     `json:"packets"`
+	Lost     int     `json:"lost"`
+	JitterMs float64 `json:"jitter_ms"`
+	Latency  Summary `json:"latency"`
+	Foreign  int     `json:"foreign,omitempty"` // stamped packets of another call or agent: crossed audio
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// between is b − a in ms, 0 when either is unknown.
+func between(a, b time.Time) float64 {
+	if a.IsZero() || b.IsZero() {
+		return 0
+	}
+	return ms(b.Sub(a))
+}
+
+func streamLeg(m *Meter, foreign int) *StreamLeg {
+	if m.Received() == 0 && foreign == 0 {
+		return nil
+	}
+	return &StreamLeg{Packets: m.Received(), Lost: m.Lost(), JitterMs: ms(m.Jitter()), Latency: Summarize(m.LatenciesMs()), Foreign: foreign}
+}
+
+// buildReport joins each caller's leg with the agent leg of the same call
+// (by call_id, which ivrd takes from the SIP Call-ID, else by the caller's
+// stamps heard at the agent) and sums up.
+func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*callerLeg, agentLegs []agentLeg) *Report {
+	byID := map[string]*agentLeg{}
+	byStream := map[int]*agentLeg{}
+	for i := range agentLegs {
+		al := &agentLegs[i]
+		if prev := byID[al.callID]; prev == nil || prev.connected.IsZero() {
+			byID[al.callID] = al // a call offered twice (missed, declined): the connected offer
+		}
+		if al.stream >= 0 && !al.connected.IsZero() {
+			byStream[al.stream] = al
+		}
+	}
+	r := &Report{Target: cfg.Target, Started: start, Elapsed: elapsed.Seconds(), Failures: map[string]int{}}
+	var setup, prompt, toAgent, toAudio []float64
+	var c2a, a2c dirSum
+	for _, leg := range legs {
+		al := byID[leg.callID]
+		if al == nil {
+			al = byStream[leg.index]
+		}
+		res := CallResult{Index: leg.index, CallID: leg.callID, From: leg.from, Outcome: leg.outcome, Reason: leg.reason, Detail: leg.detail,
+			SetupMs: between(leg.inviteAt, leg.answeredAt), FirstPromptMs: between(leg.answeredAt, leg.firstSoundAt)}
+		if leg.rx != nil {
+			res.AgentToCaller = streamLeg(&leg.rx.meter, leg.rx.foreign)
+			a2c.add(&leg.rx.meter)
+		}
+		if al != nil {
+			res.Agent = al.agent
+			res.TimeToAgentMs = between(leg.digitsAt, al.connected)
+			res.AcceptToAudioMs = between(al.acceptAt, al.rx.FirstAt())
+			res.CallerToAgent = streamLeg(&al.rx, al.foreign)
+			c2a.add(&al.rx)
+		}
+		// What only the two sides together can tell.
+		switch {
+		case len(cfg.Agents) == 0:
+		case res.Outcome == Completed && (al == nil || al.rx.Received() == 0):
+			res.Outcome, res.Reason, res.Detail = Failed, ReasonNoAudioToAgent, ""
+		case res.Outcome == Failed && res.Reason == ReasonNoAgent && al != nil && !al.connected.IsZero():
+			res.Reason = ReasonNoAudioToCaller
+		}
+		switch res.Outcome {
+		case Completed:
+			r.Counts.Completed++
+		case Abandoned:
+			r.Counts.Abandoned++
+		case CutOff:
+			r.Counts.CutOff++
+		case Failed:
+			r.Counts.Failed++
+			key := res.Reason
+			if key == ReasonRejected {
+				key = fmt.Sprintf("%s_%d", key, leg.status)
+			}
+			r.Failures[key]++
+		}
+		for _, v := range []struct {
+			x   float64
+			dst *[]float64
+		}{{res.SetupMs, &setup}, {res.FirstPromptMs, &prompt}, {res.TimeToAgentMs, &toAgent}, {res.AcceptToAudioMs, &toAudio}} {
+			if v.x != 0 {
+				*v.dst = append(*v.dst, v.x)
+			}
+		}
+		r.Calls = append(r.Calls, res)
+	}
+	r.Counts.Started = len(legs)
+	r.Setup, r.FirstPrompt, r.TimeToAgent, r.AcceptToAudio = Summarize(setup), Summarize(prompt), Summarize(toAgent), Summarize(toAudio)
+	r.CallerToAgent, r.AgentToCaller = c2a.direction(), a2c.direction()
+	return r
+}
+
+// dirSum adds up one direction over calls.
+type dirSum struct {
+	packets, expected, lost int
+	latency, jitter         []float64
+}
+
+func (d *dirSum) add(m *Meter) {
+	if m.Received() == 0 {
+		return
+	}
+	d.packets += m.Received()
+	d.expected += m.Expected()
+	d.lost += m.Lost()
+	d.latency = append(d.latency, m.LatenciesMs()...)
+	d.jitter = append(d.jitter, ms(m.Jitter()))
+}
+
+func (d *dirSum) direction() Direction {
+	out := Direction{Packets: d.packets, Lost: d.lost, Latency: Summarize(d.latency), Jitter: Summarize(d.jitter)}
+	if d.expected > 0 {
+		out.LossPct = 100 * float64(d.lost) / float64(d.expected)
+	}
+	return out
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the report for people: counts, a row per figure with
+// its percentiles, loss per direction and failures by reason.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	c := r.Counts
+	fmt.Fprintf(&b, "callsim: %d calls to %s in %.1f s: %d completed, %d abandoned, %d failed, %d cut off\n\n",
+		c.Started, r.Target, r.Elapsed, c.Completed, c.Abandoned, c.Failed, c.CutOff)
+	fmt.Fprintf(&b, "%-42s %7s %9s %9s %9s %9s %9s\n", "ms", "n", "mean", "p50", "p95", "p99", "max")
+	row := func(name string, s Summary) {
+		if s.N == 0 {
+			fmt.Fprintf(&b, "%-42s %7d %9s %9s %9s %9s %9s\n", name, 0, "-", "-", "-", "-", "-")
+			return
+		}
+		fmt.Fprintf(&b, "%-42s %7d %9.1f %9.1f %9.1f %9.1f %9.1f\n", name, s.N, s.Mean, s.P50, s.P95, s.P99, s.Max)
+	}
+	row("call setup (INVITE → 200 OK)", r.Setup)
+	row("first prompt audio (200 OK → sound)", r.FirstPrompt)
+	row("time to agent (last key → connected)", r.TimeToAgent)
+	row("accept → first caller audio at agent", r.AcceptToAudio)
+	row("relay latency caller → agent (packets)", r.CallerToAgent.Latency)
+	row("relay latency agent → caller (packets)", r.AgentToCaller.Latency)
+	row("jitter caller → agent (calls)", r.CallerToAgent.Jitter)
+	row("jitter agent → caller (calls)", r.AgentToCaller.Jitter)
+	b.WriteString("\n")
+	for _, d := range []struct {
+		name string
+		d    Direction
+	}{{"caller → agent", r.CallerToAgent}, {"agent → caller", r.AgentToCaller}} {
+		fmt.Fprintf(&b, "loss %s: %d of %d packets (%.2f%%)\n", d.name, d.d.Lost, d.d.Packets+d.d.Lost, d.d.LossPct)
+	}
+	if len(r.Failures) == 0 {
+		b.WriteString("failures: none\n")
+	} else {
+		b.WriteString("failures:")
+		for _, k := range slices.Sorted(maps.Keys(r.Failures)) {
+			fmt.Fprintf(&b, " %s %d", k, r.Failures[k])
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
