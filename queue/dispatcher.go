@@ -220,17 +220,18 @@ func (q *Queue) Healthy(ctx context.Context) error {
 	return nil
 }
 
-// OnReconcile, when set before Run, is called before every reconciliation
-// (e.g. to create the configured agents again after Redis lost them).
-func (q *Queue) OnReconcile(fn func(context.Context) error) { q.onReconcile = fn }
+// OnReconcile sets what is called before every reconciliation (e.g. to
+// create the configured agents again after Redis lost them). It may be
+// called while Run runs.
+func (q *Queue) OnReconcile(fn func(context.Context) error) { q.onReconcile.Store(&fn) }
 
 // Reconcile repairs what this instance owns in Redis now: callers who left
 // while Redis was unreachable are removed (counted abandoned), calls Redis
 // lost are put back with their original place, stale reservations are
 // freed. It runs by itself on start, on reconnect and periodically.
 func (q *Queue) Reconcile(ctx context.Context) (ReconcileReport, error) {
-	if q.onReconcile != nil {
-		if err := q.onReconcile(ctx); err != nil {
+	if fn := q.onReconcile.Load(); fn != nil && *fn != nil {
+		if err := (*fn)(ctx); err != nil {
 			return ReconcileReport{}, fmt.Errorf("before reconcile: %w", err)
 		}
 	}

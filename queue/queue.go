@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ivrd/ivr"
@@ -100,7 +101,7 @@ type Queue struct {
 	snapMu sync.Mutex
 	snaps  map[string]cachedSnap
 
-	onReconcile func(context.Context) error
+	onReconcile atomic.Pointer[func(context.Context) error]
 }
 
 // New returns a queue; Run its dispatcher and reconciler with Run.
