@@ -29,6 +29,8 @@ type (
 		wrap   bool
 	}
 	evPeerDone struct{ p Peer }
+	// evRestore: Redis may have lost the agent's state (reconciliation).
+	evRestore struct{}
 )
 
 // decision is what the agent side tells the caller's goroutine.
@@ -76,6 +78,10 @@ type agent struct {
 	wrapT    *time.Timer
 	graceT   *time.Timer
 	leaving  bool // grace expired: finish the call, go offline, end
+	// chosen is the state the agent last chose (and its reason), to put
+	// back if Redis loses it.
+	chosen       queue.AgentState
+	chosenReason string
 }
 
 func newAgent(h *Hub, id Identity) *agent {
@@ -183,6 +189,8 @@ func (a *agent) handle(ev any) {
 		a.sendState()
 	case evEnded:
 		a.ended(ev)
+	case evRestore:
+		a.restore()
 	case evPeerDone:
 		if ev.p != a.peer {
 			return // an old peer
@@ -198,6 +206,32 @@ func (a *agent) handle(ev any) {
 			o.decide(decision{kind: "lost"})
 		}
 		a.ensureAudio(nil)
+	}
+}
+
+// restore puts back the agent's chosen state and instance when Redis has
+// lost them (it shows the agent offline while the agent is here).
+func (a *agent) restore() {
+	if len(a.conns) == 0 || a.chosen == "" || a.chosen == queue.Offline || a.ring != nil || a.call != nil {
+		return
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	ag, err := a.h.cfg.Store.GetAgent(ctx, a.id.ID)
+	if err != nil || ag.State != queue.Offline {
+		return
+	}
+	if _, err := a.h.cfg.Store.SetAgentState(ctx, a.id.ID, a.chosen, a.chosenReason); err != nil {
+		a.log.Warn("restore the agent's state", "error", err)
+		return
+	}
+	if err := a.h.cfg.Store.SetAgentInstance(ctx, a.id.ID, true); err != nil {
+		a.log.Warn("restore the agent's instance", "error", err)
+	}
+	a.log.Info("agent state restored after Redis lost it", "state", a.chosen)
+	a.sendState()
+	if a.chosen == queue.Available {
+		a.h.cfg.Kick()
 	}
 }
 
@@ -323,6 +357,7 @@ func (a *agent) message(c *conn, m ClientMessage) {
 			return
 		}
 		a.log.Info("agent state", "state", m.State, "reason", m.Reason)
+		a.chosen, a.chosenReason = queue.AgentState(m.State), m.Reason
 		a.sendState()
 		if m.State == string(queue.Available) {
 			a.ensureAudio(c)
@@ -428,6 +463,7 @@ func (a *agent) endWrapUp(disposition, notes string, auto bool) {
 	if err != nil {
 		a.log.Warn("end wrap-up", "error", err)
 	}
+	a.chosen, a.chosenReason = queue.Available, ""
 	a.sendState()
 	a.ensureAudio(nil)
 	a.h.cfg.Kick()

@@ -151,6 +151,25 @@ func (h *Hub) Online() []string {
 	return out
 }
 
+// Restore asks every agent logged in here to put its state back in Redis
+// if Redis lost it; call it after the configured agents were created again
+// (queue.Queue.OnReconcile).
+func (h *Hub) Restore() {
+	h.mu.Lock()
+	as := make([]*agent, 0, len(h.agents))
+	for _, a := range h.agents {
+		as = append(as, a)
+	}
+	h.mu.Unlock()
+	for _, a := range as {
+		select {
+		case a.events <- evRestore{}:
+		case <-a.done:
+		default: // busy: the next reconciliation asks again
+		}
+	}
+}
+
 // lookup returns the agent's goroutine, or nil.
 func (h *Hub) lookup(id string) *agent {
 	h.mu.Lock()

@@ -742,3 +742,29 @@ func TestOfferRightAfterDeclineRings(t *testing.T) {
 		}
 	}
 }
+
+// Redis loses everything (a restart without persistence) while an agent is
+// logged in and available: once the agent is created again (by the
+// configuration), the hub puts back the state the agent had chosen.
+func TestAgentStateRestoredAfterRedisLostIt(t *testing.T) {
+	h := newHarness(t, opts{})
+	ctx := ctxT(t, 20*time.Second)
+	h.bot(ctx, "a1", 0)
+	if err := h.rdb.Del(ctx, h.st.Key("agent", "a1"), h.st.Key("avail", "billing"), h.st.Key("agents")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.UpsertAgent(ctx, queue.Agent{ID: "a1", Name: "Agent a1", Skills: map[string]int{"billing": 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.agent("a1"); a.State != queue.Offline {
+		t.Fatalf("recreated agent %+v", a)
+	}
+	h.hub.Restore()
+	waitFor(t, ctx, "the agent available again", func() bool {
+		a := h.agent("a1")
+		return a.State == queue.Available && a.Instance == "test"
+	})
+	// And it takes calls again.
+	h.dial(ctx, "+15550000011", 440)
+	waitFor(t, ctx, "an offer", func() bool { return h.agent("a1").State == queue.Reserved })
+}

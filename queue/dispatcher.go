@@ -168,9 +168,16 @@ func (q *Queue) healthLoop(ctx context.Context) {
 	up := false
 	var lastBeat, lastReconcile time.Time
 	for {
+		// The epoch key is written by every reconciliation: when it is
+		// missing, Redis lost its data (a restart without persistence,
+		// perhaps between two pings) and must be reconciled at once.
 		rctx, cancel := context.WithTimeout(ctx, redisTimeout)
-		err := q.st.rdb.Ping(rctx).Err()
+		n, err := q.st.rdb.Exists(rctx, q.st.Key("epoch")).Result()
 		cancel()
+		if err == nil && n == 0 && up {
+			q.log.Warn("Redis lost its data: reconciling")
+			up = false
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

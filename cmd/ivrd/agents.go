@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net"
 
@@ -66,5 +67,14 @@ func openAgents(cfg *configs.Config, q *queue.Queue, recs *recordings.Library, l
 		return nil, nil, err
 	}
 	q.SetConnector(hub)
+	// After Redis lost its data: the configured agents first, then the
+	// state of those logged in here.
+	q.OnReconcile(func(ctx context.Context) error {
+		if err := setupRedis(ctx, cfg, q.Store()); err != nil {
+			return err
+		}
+		hub.Restore()
+		return nil
+	})
 	return hub, engine, nil
 }

@@ -92,6 +92,10 @@ for _, id in ipairs(redis.call('SMEMBERS', key('agents'))) do
   end
 end
 
+-- The epoch marks a Redis whose state this reconciliation has seen: its
+-- absence tells every instance that Redis lost its data.
+redis.call('SET', key('epoch'), now, 'NX')
+
 local out = {lost, removed, repaired}
 for id in pairs(live) do
   if redis.call('EXISTS', key('call', id)) == 0 then out[#out + 1] = id end
