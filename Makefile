@@ -9,9 +9,10 @@ BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -benchtime 1s
 
 all: build
 
-## build: compile ivrd into bin/
+## build: compile ivrd and callsim into bin/
 build:
 	$(GO) build -o bin/ivrd ./cmd/ivrd
+	$(GO) build -o bin/callsim ./cmd/callsim
 
 ## run: start ivrd with the demo configuration (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
 run: build
