@@ -39,7 +39,7 @@ func (h *Hub) Connect(ctx context.Context, ch ivr.Channel, call *ivr.Call, m que
 		return queue.Requeued, errors.New("agents: the call's channel has no media session")
 	}
 	a := h.lookup(m.Agent)
-	o := &offer{info: callInfo(call, m, st.Owner(), h.cfg.RingTimeout), decided: make(chan decision, 1)}
+	o := &offer{info: callInfo(call, m, h.cfg.RingTimeout), decided: make(chan decision, 1)}
 	if a == nil || !a.send(evOffer{o: o}) {
 		// Redis had the agent available, but the agent has no session here
 		// (stale state, or logged in on another instance).
@@ -240,7 +240,7 @@ func (hm *holdMusic) stop() {
 }
 
 // callInfo is the screen pop for a call.
-func callInfo(call *ivr.Call, m queue.Match, _ string, ring time.Duration) CallInfo {
+func callInfo(call *ivr.Call, m queue.Match, ring time.Duration) CallInfo {
 	info := CallInfo{
 		CallID: call.ID, Skill: m.Skill,
 		Caller:       CallerInfo{Number: call.Number, Name: call.Caller.Name, CustomerID: call.Caller.CustomerID, Tier: call.Caller.Tier},

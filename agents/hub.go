@@ -140,17 +140,6 @@ func (h *Hub) Close() {
 	h.wg.Wait()
 }
 
-// Online lists the agents with a session on this instance.
-func (h *Hub) Online() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]string, 0, len(h.agents))
-	for id := range h.agents {
-		out = append(out, id)
-	}
-	return out
-}
-
 // Restore asks every agent logged in here to put its state back in Redis
 // if Redis lost it; call it after the configured agents were created again
 // (queue.Queue.OnReconcile).

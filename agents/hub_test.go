@@ -705,44 +705,6 @@ func TestDeclineWithPenalty(t *testing.T) {
 	})
 }
 
-// A decline puts the caller back at the head and makes the agent available
-// at once, so the dispatcher may offer the next call before the agent's
-// goroutine has processed the end of the first: that offer must ring, not
-// be taken for a lost agent.
-func TestOfferRightAfterDeclineRings(t *testing.T) {
-	h := newHarness(t, opts{})
-	ctx := ctxT(t, 30*time.Second)
-	bot := h.bot(ctx, "a1", 1000)
-	first := h.dial(ctx, "+15550000009", 440)
-	m, i, err := bot.WaitType(ctx, 0, "call_offered")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.dial(ctx, "+15550000010", 440)
-	waitFor(t, ctx, "second caller waiting", func() bool {
-		r, err := h.q.Report(ctx, "billing")
-		return err == nil && r.Waiting == 1
-	})
-	if err := bot.Call(ctx, "decline", m.Str("call_id")); err != nil {
-		t.Fatal(err)
-	}
-	again, _, err := bot.WaitType(ctx, i+1, "call_offered")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.Str("call_id") != first.Response().CallID().Value() {
-		t.Fatalf("offered %s, want the declined caller again (head of the queue)", again.Str("call_id"))
-	}
-	if a := h.agent("a1"); a.State != queue.Reserved {
-		t.Fatalf("agent %+v, want reserved for the new offer", a)
-	}
-	for _, msg := range bot.Messages() {
-		if msg.Type() == "call_ended" && msg.Str("reason") == agents.EndAgentLost {
-			t.Fatal("the new offer was taken for a lost agent")
-		}
-	}
-}
-
 // Redis loses everything (a restart without persistence) while an agent is
 // logged in and available: once the agent is created again (by the
 // configuration), the hub puts back the state the agent had chosen.
