@@ -461,12 +461,13 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 		s.duplicates.Add(1)
 	}
 
-	if !isEvent {
-		if sink := s.sink.Load(); sink != nil && order != seqDuplicate {
-			(*sink)(AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload})
+	if !isEvent && order != seqDuplicate {
+		pkt := AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload}
+		if sink := s.sink.Load(); sink != nil {
+			(*sink)(pkt)
 		}
-		if tap := s.tap.Load(); tap != nil && order != seqDuplicate {
-			tap.t.FromCaller(AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload}, now)
+		if tap := s.tap.Load(); tap != nil {
+			tap.t.FromCaller(pkt, now)
 		}
 	}
 	if isEvent {

@@ -154,13 +154,6 @@ func (q *Queue) Kick() {
 	}
 }
 
-// Waiting is how many calls this instance holds in a queue.
-func (q *Queue) Waiting() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.calls)
-}
-
 // waiter is one call in a queue, owned by the call's goroutine; others
 // reach it only through offers.
 type waiter struct {
@@ -178,6 +171,14 @@ func (q *Queue) register(w *waiter) {
 func (q *Queue) setEntry(w *waiter, e Entry) {
 	q.mu.Lock()
 	w.entry = e
+	q.mu.Unlock()
+}
+
+// markGone remembers a call that ended while Redis could not be told; the
+// next reconciliation removes it.
+func (q *Queue) markGone(id string) {
+	q.mu.Lock()
+	q.gone[id] = true
 	q.mu.Unlock()
 }
 
@@ -276,9 +277,7 @@ func (s *session) abandon() {
 	prev, err := s.q.st.Abandon(ctx, s.call.ID)
 	if err != nil {
 		s.log.Warn("could not remove the caller from the queue now; the reconciler will", "error", err)
-		s.q.mu.Lock()
-		s.q.gone[s.call.ID] = true
-		s.q.mu.Unlock()
+		s.q.markGone(s.call.ID)
 		return
 	}
 	waited := s.q.st.now().Sub(s.w.entry.Enqueued).Round(time.Millisecond)

@@ -120,7 +120,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 					}
 					break segment
 				}
-				s.leave(ctx, LeftMenu, "to_menu")
+				s.leave(ctx, LeftMenu)
 				s.log.Info("caller left the queue by key", "key", string(d.Key), "next", target)
 				return target, nil
 
@@ -278,15 +278,14 @@ func (s *session) connect(ctx context.Context, m Match) (bool, error) {
 }
 
 // leave takes the caller out of the queue on purpose.
-func (s *session) leave(ctx context.Context, reason, metric string) {
+// The reason (a Left* constant) is also the metric's result label.
+func (s *session) leave(ctx context.Context, reason string) {
 	s.inQueue = false
 	if err := s.q.st.Leave(ctx, s.call.ID, reason); err != nil && !errors.Is(err, ErrGone) {
 		s.log.Warn("could not take the caller out of the queue now; the reconciler will", "error", err)
-		s.q.mu.Lock()
-		s.q.gone[s.call.ID] = true
-		s.q.mu.Unlock()
+		s.q.markGone(s.call.ID)
 	}
-	s.q.cfg.Metrics.result(s.w.entry.Skill, metric)
+	s.q.cfg.Metrics.result(s.w.entry.Skill, reason)
 }
 
 // maxWaitReached moves the caller on after the queue node's max_wait: to
@@ -294,7 +293,7 @@ func (s *session) leave(ctx context.Context, reason, metric string) {
 // or out of the queue to a node.
 func (s *session) maxWaitReached(ctx context.Context) (string, bool) {
 	if s.req.OverflowSkill == "" {
-		s.leave(ctx, LeftOverflow, "overflowed")
+		s.leave(ctx, LeftOverflow)
 		s.log.Info("max wait reached: leaving the queue", "next", s.req.OnMaxWait)
 		return s.req.OnMaxWait, true
 	}
