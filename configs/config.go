@@ -84,6 +84,9 @@ type HTTP struct {
 	TLSCert    string        `yaml:"tls_cert"`    // PEM certificate (chain); with tls_key: serve https
 	TLSKey     string        `yaml:"tls_key"`     // PEM private key of tls_cert
 	SessionTTL time.Duration `yaml:"session_ttl"` // a login lasts this long
+	// PprofListen, when set, serves Go's profiler (net/http/pprof) on its
+	// own plain-http listener: keep it on loopback.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // TLS reports whether the web server serves https.
@@ -544,6 +547,9 @@ func (c *Config) validate(root *yaml.Node) []error {
 	}
 	if c.SIP.MaxCalls < 0 {
 		bad("sip.max_calls", "must not be negative (0: no limit)")
+	}
+	if c.HTTP.PprofListen != "" && !isHostPort(c.HTTP.PprofListen) {
+		bad("http.pprof_listen", "%q is not host:port", c.HTTP.PprofListen)
 	}
 	if !isHostPort(c.HTTP.Listen) {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)

@@ -252,6 +252,7 @@ func TestDefaults(t *testing.T) {
 		"http.tls_cert":             {d.HTTP.TLSCert, ""},
 		"http.tls_key":              {d.HTTP.TLSKey, ""},
 		"http.session_ttl":          {d.HTTP.SessionTTL, 12 * time.Hour},
+		"http.pprof_listen":         {d.HTTP.PprofListen, ""},
 		"limits.logins_per_user":    {d.Limits.LoginsPerUser.String(), "5/m"},
 		"limits.logins_per_address": {d.Limits.LoginsPerAddress.String(), "20/m"},
 		"users":                     {len(d.Users), 0},
@@ -300,6 +301,7 @@ ivr:
 http:
   listen: ":9090"
   session_ttl: 8h
+  pprof_listen: 127.0.0.1:6060
 redis:
   url: rediss://:pw@redis.example.com:6380/2
   prefix: acme
@@ -350,7 +352,7 @@ log:
 				Headers: map[string]string{"Authorization": "Bearer abc"},
 			},
 		},
-		HTTP:  configs.HTTP{Listen: ":9090", SessionTTL: 8 * time.Hour},
+		HTTP:  configs.HTTP{Listen: ":9090", SessionTTL: 8 * time.Hour, PprofListen: "127.0.0.1:6060"},
 		Redis: configs.Redis{URL: "rediss://:pw@redis.example.com:6380/2", Prefix: "acme"},
 		Queue: configs.Queue{
 			Skills: map[string]configs.Skill{
@@ -504,6 +506,7 @@ func TestInvalidValues(t *testing.T) {
 		{"user plain password", "users:\n  - {name: boss, role: admin, password_hash: secret}\n", 2, "users.0.password_hash", "is not a bcrypt hash"},
 		{"user password key", "users:\n  - name: boss\n    role: admin\n    password: secret\n    password_hash: $2a$04$M9MOuyUFpQFNmw0j0RAdieTk/ixa6J2GkwWFaokGir7MykI2UNKG2\n", 4, "users.0.password", `unknown key "password"`},
 		{"session ttl", "http:\n  session_ttl: 30s\n", 2, "http.session_ttl", "at least 1m"},
+		{"pprof listen", "http:\n  pprof_listen: \"6060\"\n", 2, "http.pprof_listen", `"6060" is not host:port`},
 		{"login rate", "limits:\n  logins_per_user: many\n", 2, "limits.logins_per_user", `"many" is not a rate`},
 		{"tls cert alone", "http:\n  tls_cert: directory.csv\n", 1, "http.tls_key", "is required with http.tls_cert"},
 		{"tls key alone", "http:\n  tls_key: directory.csv\n", 1, "http.tls_cert", "is required with http.tls_key"},

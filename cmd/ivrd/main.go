@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -158,6 +159,15 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 		shutdownSIP(srv, 0, log)
 		return err
 	}
+	if cfg.HTTP.PprofListen != "" {
+		pprofSrv, addr, err := startPprof(cfg.HTTP.PprofListen, log)
+		if err != nil {
+			shutdownSIP(srv, 0, log)
+			return err
+		}
+		defer pprofSrv.Close()
+		log.Warn("profiler served: keep it off public addresses", "pprof", "http://"+addr+"/debug/pprof/")
+	}
 	warnAccounts(cfg, log)
 	log.Info("ivrd ready", "sip", srv.Addr("udp"), "http", httpAddr, "tls", cfg.HTTP.TLS(), "call", "sip:support@"+srv.Addr("udp"))
 
@@ -184,6 +194,27 @@ func shutdownSIP(srv *sip.Server, grace time.Duration, log *slog.Logger) {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("sip shutdown", "error", err)
 	}
+}
+
+// startPprof serves net/http/pprof on its own listener (http.pprof_listen).
+func startPprof(listen string, log *slog.Logger) (*http.Server, string, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("pprof: listen %s: %w", listen, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("pprof server", "error", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
 }
 
 // startHTTP serves the API, /healthz and /metrics; over TLS when a
