@@ -291,6 +291,71 @@ func TestDigitsArriveEveryWay(t *testing.T) {
 	}
 }
 
+// TestDiscardKeepsNoFramesButHearsSound: a call dialled with Discard keeps
+// no frame, yet knows when it first heard sound (a prompt after 300 ms of
+// silence) just as a call that keeps its frames does, and its OnPacket
+// function sees the packets.
+func TestDiscardKeepsNoFramesButHearsSound(t *testing.T) {
+	h := sip.HandlerFunc(func(ctx context.Context, c *sip.Call) {
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+		_ = c.Media.Play(ctx, beep(500*time.Millisecond))
+	})
+	hs := startServer(t, h, nil)
+	phone := newPhone(t, "udp")
+	ctx := ctxT(t, 20*time.Second)
+
+	kept, err := phone.Dial(ctx, testcaller.DialOptions{Target: hs.target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	discarding, err := phone.Dial(ctx, testcaller.DialOptions{Target: hs.target, Discard: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer discarding.Close()
+	var seen atomic.Int64
+	discarding.OnPacket(func(testcaller.Frame, []byte) { seen.Add(1) })
+
+	for _, c := range []*testcaller.Call{kept, discarding} {
+		select {
+		case <-c.Sound():
+		case <-ctx.Done():
+			t.Fatal("no sound heard")
+		}
+		if err := c.WaitBye(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if d := c.FirstSoundAt().Sub(c.AnsweredAt); d < 250*time.Millisecond || d > time.Second {
+			t.Errorf("first sound %v after the answer, want after the 300 ms of silence", d)
+		}
+	}
+	var firstLoud time.Time
+	for _, f := range kept.Frames() {
+		if f.RMS > testcaller.LoudRMS {
+			firstLoud = f.At
+			break
+		}
+	}
+	if !kept.FirstSoundAt().Equal(firstLoud) {
+		t.Errorf("FirstSoundAt %v, the first loud frame arrived at %v", kept.FirstSoundAt(), firstLoud)
+	}
+	if n := len(discarding.Frames()); n != 0 {
+		t.Errorf("the discarding call kept %d frames", n)
+	}
+	if discarding.Received() < 30 || seen.Load() < 30 {
+		t.Errorf("the discarding call received %d packets, its OnPacket saw %d; want the 800 ms of the call", discarding.Received(), seen.Load())
+	}
+	if err := discarding.WaitSound(ctx, 0, 20*time.Millisecond); !errors.Is(err, testcaller.ErrDiscarding) {
+		t.Errorf("WaitSound on a discarding call: %v", err)
+	}
+}
+
 func TestCallerHangsUpMidPrompt(t *testing.T) {
 	var ended atomic.Bool
 	h := sip.HandlerFunc(func(ctx context.Context, c *sip.Call) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,7 @@ type Frame struct {
 	SSRC    uint32
 	Marker  bool
 	PT      uint8
-	RMS     float64 // of the decoded audio, 0..32767
+	RMS     float64 // of the decoded audio, 0..32767; with DialOptions.Discard only until the first sound
 	PCM     []int16 // only with DialOptions.KeepFrames
 	Payload []byte  // the G.711 payload, only with DialOptions.KeepFrames
 }
@@ -106,19 +107,21 @@ type Call struct {
 	byeOnce sync.Once
 	byeAt   time.Time
 
-	mu       sync.Mutex
-	frames   []Frame
-	received int
-	notify   chan struct{}
-	closed   bool
-	onPacket func(f Frame, payload []byte)
+	mu           sync.Mutex
+	frames       []Frame
+	received     int
+	notify       chan struct{}
+	firstSoundAt time.Time
+	sound        chan struct{} // closed at firstSoundAt
+	closed       bool
+	onPacket     func(f Frame, payload []byte)
 }
 
 // OnPacket sets a function called on the receive goroutine with every RTP
 // packet that arrives from now on: the frame as heard and the raw payload,
-// valid only during the call. It lets a load generator read what it needs
-// from each packet without keeping them (DialOptions.KeepFrames). fn must
-// return quickly and must not call the Call's methods.
+// valid only until fn returns. It lets a load generator read what it needs
+// from each packet without the call keeping them (DialOptions.Discard). fn
+// must return quickly and must not call the Call's methods.
 func (c *Call) OnPacket(fn func(f Frame, payload []byte)) {
 	c.mu.Lock()
 	c.onPacket = fn
@@ -209,14 +212,20 @@ func (c *Call) sendLoop() {
 	pcm := make([]int16, media.FrameSamples)
 	payload := make([]byte, media.FrameSamples)
 	buf := make([]byte, 1500)
+	// Unmapped: an IPv4 socket refuses an IPv4-mapped IPv6 address.
+	ap := c.remote.AddrPort()
+	remote := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	var queue []outFrame
 	start := time.Now()
+	next := time.NewTimer(media.FrameDuration)
+	defer next.Stop()
 	for n := 1; ; n++ {
 		select {
 		case <-c.stop:
 			return
-		case <-time.After(time.Until(start.Add(time.Duration(n) * media.FrameDuration))):
+		case <-next.C:
 		}
+		next.Reset(time.Until(start.Add(time.Duration(n+1) * media.FrameDuration)))
 		if len(queue) == 0 {
 			select {
 			case q := <-c.digitsQ:
@@ -252,7 +261,7 @@ func (c *Call) sendLoop() {
 			continue
 		}
 		n := copy(buf[hn:], f.payload)
-		_, _ = c.conn().WriteToUDP(buf[:hn+n], c.remote)
+		_, _ = c.conn().WriteToUDPAddrPort(buf[:hn+n], remote)
 		c.seq++
 		c.ts += media.FrameSamples
 	}
@@ -264,36 +273,43 @@ func (c *Call) conn() *net.UDPConn {
 	return c.rtp
 }
 
+// recvLoop reads the packets that arrive on conn until it is closed. With
+// DialOptions.Discard it allocates nothing per packet and measures the
+// level only until the first sound.
 func (c *Call) recvLoop(conn *net.UDPConn) {
 	defer c.wg.Done()
 	buf := make([]byte, 1500)
 	pcm := make([]int16, media.FrameSamples)
+	var pkt rtp.Packet // reused: its Payload points into buf
+	heard := false     // firstSoundAt is set
 	for {
-		n, _, err := conn.ReadFromUDP(buf)
+		n, err := conn.Read(buf)
 		if err != nil {
 			return
 		}
-		var pkt rtp.Packet
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
 		f := Frame{At: time.Now(), Seq: pkt.SequenceNumber, TS: pkt.Timestamp, SSRC: pkt.SSRC, Marker: pkt.Marker, PT: pkt.PayloadType}
-		if pkt.PayloadType == c.law.PayloadType() && len(pkt.Payload) > 0 {
+		if pkt.PayloadType == c.law.PayloadType() && len(pkt.Payload) > 0 && !(c.opts.Discard && heard) {
 			samples := pcm[:min(len(pkt.Payload), len(pcm))]
 			media.DecodeFrame(c.law, samples, pkt.Payload[:len(samples)])
-			var sum float64
-			for _, s := range samples {
-				sum += float64(s) * float64(s)
-			}
-			f.RMS = math.Sqrt(sum / float64(len(samples)))
-			if c.opts.KeepFrames {
+			f.RMS = rms(samples)
+			if c.opts.KeepFrames && !c.opts.Discard {
 				f.PCM = append([]int16(nil), samples...)
 				f.Payload = append([]byte(nil), pkt.Payload...)
 			}
 		}
 		c.mu.Lock()
-		c.frames = append(c.frames, f)
+		if !c.opts.Discard {
+			c.frames = append(c.frames, f)
+		}
 		c.received++
+		if f.RMS > LoudRMS && c.firstSoundAt.IsZero() {
+			c.firstSoundAt = f.At
+			close(c.sound)
+		}
+		heard = !c.firstSoundAt.IsZero()
 		if c.notify != nil {
 			close(c.notify)
 			c.notify = nil
@@ -306,12 +322,34 @@ func (c *Call) recvLoop(conn *net.UDPConn) {
 	}
 }
 
+// rms is the root mean square of samples.
+func rms(samples []int16) float64 {
+	var sum float64
+	for _, s := range samples {
+		sum += float64(s) * float64(s)
+	}
+	return math.Sqrt(sum / float64(len(samples)))
+}
+
+// FirstSoundAt is when the first packet louder than LoudRMS arrived (zero:
+// none yet). It is known with DialOptions.Discard too.
+func (c *Call) FirstSoundAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.firstSoundAt
+}
+
+// Sound returns a channel closed when the first packet louder than
+// LoudRMS arrives (FirstSoundAt).
+func (c *Call) Sound() <-chan struct{} { return c.sound }
+
 // SkipSequence leaves n sequence numbers out before the next packet, as if
 // n packets had been lost on the way (before the first packet, it only
 // moves where the numbering starts).
 func (c *Call) SkipSequence(n int) { c.skip.Add(uint32(n)) }
 
-// Frames returns a copy of every frame heard so far.
+// Frames returns a copy of every frame heard so far (none with
+// DialOptions.Discard).
 func (c *Call) Frames() []Frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,9 +394,16 @@ func (c *Call) wait(ctx context.Context) error {
 // ErrHungUp means the server ended the call while we waited for something.
 var ErrHungUp = errors.New("testcaller: the server hung up")
 
+// ErrDiscarding means a wait needs the frames a call dialled with
+// DialOptions.Discard does not keep.
+var ErrDiscarding = errors.New("testcaller: the call keeps no frames (DialOptions.Discard)")
+
 // WaitSound waits until at least d of sound (frames above LoudRMS, not
 // necessarily contiguous) has arrived after mark.
 func (c *Call) WaitSound(ctx context.Context, mark int, d time.Duration) error {
+	if c.opts.Discard {
+		return ErrDiscarding
+	}
 	need := int(d / media.FrameDuration)
 	for {
 		loud := 0
@@ -379,6 +424,9 @@ func (c *Call) WaitSound(ctx context.Context, mark int, d time.Duration) error {
 // WaitSilence waits until d of continuous silence has arrived after mark
 // (a prompt has ended).
 func (c *Call) WaitSilence(ctx context.Context, mark int, d time.Duration) error {
+	if c.opts.Discard {
+		return ErrDiscarding
+	}
 	need := int(d / media.FrameDuration)
 	for {
 		run := 0

@@ -164,7 +164,12 @@ type DialOptions struct {
 	NoSDP       bool        // send the INVITE without a body
 	Headers     []sip.Header
 	Source      Source // what we send; default silence
-	KeepFrames  bool   // keep every received frame's PCM (for analysis); off for load
+	KeepFrames  bool   // keep every received frame's PCM (for analysis)
+	// Discard keeps no received frame: only the OnPacket function sees
+	// them, and Frames stays empty (WaitSound and WaitSilence return
+	// ErrDiscarding). FirstSoundAt and Received still count. For load
+	// generators, whose calls must not grow with their length.
+	Discard bool
 }
 
 // Dial calls Target and returns once the call is answered and acknowledged
@@ -195,6 +200,7 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 		seq:     uint16(rand.IntN(1 << 15)),
 		ts:      rand.Uint32(),
 		bye:     make(chan struct{}),
+		sound:   make(chan struct{}),
 		stop:    make(chan struct{}),
 		digitsQ: make(chan []outFrame, 16),
 	}
