@@ -20,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/zaf/g711"
@@ -35,8 +36,15 @@ type Config struct {
 	// Say, when set, fills each 20 ms PCMU payload the bot sends instead of
 	// the Tone (the load generator stamps its audio this way). It is called
 	// on the sending goroutine just before the packet leaves.
-	Say    func(payload []byte)
-	Logger *slog.Logger
+	Say func(payload []byte)
+	// OnAudio, when set, is given every RTP packet the bot receives instead
+	// of the bot keeping it (Audio stays empty): when it arrived, its G.711
+	// payload (valid only until OnAudio returns) and whether the law is
+	// A-law rather than µ-law. It is called on the track's reader goroutine
+	// and must return quickly. A load generator reads what it needs this
+	// way and keeps nothing per packet.
+	OnAudio func(at time.Time, payload []byte, alaw bool)
+	Logger  *slog.Logger
 }
 
 // Message is a protocol message as received: its type and every field.
@@ -301,21 +309,31 @@ func (b *Bot) answer(sdp string) error {
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		alaw := strings.EqualFold(t.Codec().MimeType, webrtc.MimeTypePCMA)
+		buf := make([]byte, 1500)
+		var pkt rtp.Packet // reused: its Payload points into buf
 		for {
-			pkt, _, err := t.ReadRTP()
+			n, _, err := t.Read(buf)
 			if err != nil {
 				return
 			}
-			var pcm []int16
-			for _, v := range pkt.Payload {
+			if err := pkt.Unmarshal(buf[:n]); err != nil {
+				continue
+			}
+			at := time.Now()
+			if b.cfg.OnAudio != nil {
+				b.cfg.OnAudio(at, pkt.Payload, alaw)
+				continue
+			}
+			pcm := make([]int16, len(pkt.Payload))
+			for i, v := range pkt.Payload {
 				if alaw {
-					pcm = append(pcm, g711.DecodeAlawFrame(v))
+					pcm[i] = g711.DecodeAlawFrame(v)
 				} else {
-					pcm = append(pcm, g711.DecodeUlawFrame(v))
+					pcm[i] = g711.DecodeUlawFrame(v)
 				}
 			}
 			b.mu.Lock()
-			b.frames = append(b.frames, Frame{At: time.Now(), PCM: pcm})
+			b.frames = append(b.frames, Frame{At: at, PCM: pcm})
 			b.mu.Unlock()
 		}
 	})
@@ -385,7 +403,8 @@ func (b *Bot) tone(buf []byte, phase *float64) {
 	}
 }
 
-// Audio returns the frames received since index from, and the next index.
+// Audio returns the frames received since index from, and the next index
+// (none with Config.OnAudio).
 func (b *Bot) Audio(from int) ([]Frame, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
