@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"ivrd/agents/agentbot"
-	"ivrd/media"
 )
 
 // agentLeg is what one agent saw of one offered call.
@@ -23,15 +22,16 @@ type agentLeg struct {
 	endedAt   time.Time
 	endReason string
 
-	rx      Meter
-	stream  int // the caller's stream heard first; -1 none
-	foreign int // stamped packets from another caller's stream
+	firstAudioAt time.Time  // the caller's first stamped packet at the agent
+	fromCaller   *StreamLeg // the caller's audio as the agent heard it (nil: none)
+	stream       int        // the caller's stream heard first; -1 none
 }
 
 // agent is one agent bot taking calls: it accepts each offered call after
 // the accept delay, talks (its Speaker stamps what it says) until the
 // caller hangs up, and ends wrap-up after the wrap-up time. Its goroutine
-// owns its legs.
+// owns its legs; the bot's audio goroutine reads the caller's stamps into
+// rx from the accept to the call's end.
 type agent struct {
 	cfg  *Config
 	acct Account
@@ -39,15 +39,19 @@ type agent struct {
 	bot  *agentbot.Bot
 	legs []agentLeg
 	busy atomic.Bool // a call offered and its wrap-up not yet done
+	c2a  *dirSum     // the run's caller → agent audio
+
+	mu sync.Mutex
+	rx *receiver // the call being heard; nil between calls
 }
 
 // startAgent logs the agent in, makes it available and waits for its
-// audio to connect.
-func startAgent(ctx context.Context, cfg *Config, index int, acct Account) (*agent, error) {
-	a := &agent{cfg: cfg, acct: acct, log: cfg.Logger.With("agent", acct.User)}
+// audio to connect. Each call's audio is added to c2a when it ends.
+func startAgent(ctx context.Context, cfg *Config, index int, acct Account, c2a *dirSum) (*agent, error) {
+	a := &agent{cfg: cfg, acct: acct, log: cfg.Logger.With("agent", acct.User), c2a: c2a}
 	spk := NewSpeaker(KindAgent, uint16(index), nil)
 	bot, err := agentbot.Start(ctx, agentbot.Config{BaseURL: cfg.HTTP, Username: acct.User, Password: acct.Password,
-		Say: spk.Fill, Logger: cfg.Logger})
+		Say: spk.Fill, OnAudio: a.onAudio, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: log in: %w", acct.User, err)
 	}
@@ -75,7 +79,6 @@ func startAgent(ctx context.Context, cfg *Config, index int, acct Account) (*age
 func (a *agent) run(ctx context.Context) {
 	from := 0
 	var cur *agentLeg
-	mark := 0 // the bot's audio index at the accept
 	for {
 		m, i, err := a.bot.Wait(ctx, from, func(agentbot.Message) bool { return true })
 		if err != nil {
@@ -94,7 +97,7 @@ func (a *agent) run(ctx context.Context) {
 			if !sleep(ctx, a.cfg.AcceptDelay) {
 				return
 			}
-			_, mark = a.bot.Audio(math.MaxInt)
+			a.listen(newReceiver(KindCaller))
 			cur.acceptAt = time.Now()
 			if err := a.bot.Call(ctx, "accept", id); err != nil {
 				a.log.Warn("accept", "call_id", id, "error", err)
@@ -108,7 +111,10 @@ func (a *agent) run(ctx context.Context) {
 				continue
 			}
 			cur.endedAt, cur.endReason = now, m.Str("reason")
-			a.measure(cur, mark)
+			if rx := a.listen(nil); rx != nil {
+				cur.firstAudioAt, cur.fromCaller, cur.stream = rx.meter.FirstAt(), rx.result(), rx.stream
+				a.c2a.add(&rx.meter)
+			}
 			a.legs = append(a.legs, *cur)
 			if cur.connected.IsZero() {
 				a.busy.Store(false) // no wrap-up after a call that never connected
@@ -131,29 +137,27 @@ func (a *agent) run(ctx context.Context) {
 	}
 }
 
-// measure reads the caller's stamps out of the audio the bot received
-// since the accept. The bot hands over decoded PCM; µ-law encoding it
-// again gives back the bytes that were sent (see Stamp).
-func (a *agent) measure(leg *agentLeg, mark int) {
-	frames, _ := a.bot.Audio(mark)
-	var payload [StampBytes]byte
-	for _, f := range frames {
-		if len(f.PCM) < StampBytes {
-			continue
-		}
-		media.EncodeFrame(media.ULaw, payload[:], f.PCM[:StampBytes])
-		st, ok := ReadStamp(payload[:])
-		if !ok || st.Kind != KindCaller {
-			continue
-		}
-		if leg.stream < 0 {
-			leg.stream = int(st.Stream)
-		}
-		if int(st.Stream) != leg.stream {
-			leg.foreign++
-			continue
-		}
-		leg.rx.Add(st, f.At)
+// listen makes rx the receiver of the caller's audio (nil: none) and
+// returns the one it replaces, which the audio goroutine no longer uses.
+func (a *agent) listen(rx *receiver) *receiver {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.rx
+	a.rx = rx
+	return old
+}
+
+// onAudio takes each packet the bot receives, on the bot's audio
+// goroutine. Stamps are µ-law bytes: an A-law leg means ivrd transcoded,
+// and they would not have survived.
+func (a *agent) onAudio(at time.Time, payload []byte, alaw bool) {
+	if alaw {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rx != nil {
+		a.rx.packet(payload, at)
 	}
 }
 

@@ -25,37 +25,7 @@ type callerLeg struct {
 	reason, detail       string
 	status               int // the rejection's status
 
-	rx *receiver
-}
-
-// receiver reads the agent's stamps out of the caller's packets. It is
-// owned by the call's receive goroutine until the call is closed.
-type receiver struct {
-	meter   Meter
-	stream  int // the agent's stream heard first; -1 none yet
-	foreign int // stamped packets from another agent's stream
-	heard   chan struct{}
-}
-
-func newReceiver() *receiver { return &receiver{stream: -1, heard: make(chan struct{})} }
-
-func (r *receiver) packet(f testcaller.Frame, payload []byte) {
-	if f.PT != media.ULaw.PayloadType() {
-		return
-	}
-	st, ok := ReadStamp(payload)
-	if !ok || st.Kind != KindAgent {
-		return
-	}
-	if r.stream < 0 {
-		r.stream = int(st.Stream)
-		close(r.heard)
-	}
-	if int(st.Stream) != r.stream {
-		r.foreign++
-		return
-	}
-	r.meter.Add(st, f.At)
+	fromAgent *StreamLeg // the agent's audio as the caller heard it (nil: none)
 }
 
 // runCaller places one call and follows it to its end.
@@ -70,6 +40,9 @@ func (s *sim) runCaller(ctx context.Context, leg *callerLeg) {
 		From:   leg.from,
 		Laws:   []media.Law{media.ULaw},
 		Source: NewSpeaker(KindCaller, uint16(leg.index), nil),
+		// Keep nothing per packet: rx reads what it needs as packets
+		// arrive, and the call tracks when it first heard sound.
+		Discard: true,
 	})
 	cancel()
 	if err != nil {
@@ -89,19 +62,19 @@ func (s *sim) runCaller(ctx context.Context, leg *callerLeg) {
 		return
 	}
 	leg.callID, leg.inviteAt, leg.answeredAt = call.ID, call.InviteAt, call.AnsweredAt
-	rx := newReceiver()
-	call.OnPacket(rx.packet)
+	rx := newReceiver(KindAgent)
+	call.OnPacket(func(f testcaller.Frame, payload []byte) {
+		if f.PT == media.ULaw.PayloadType() {
+			rx.packet(payload, f.At)
+		}
+	})
 	defer func() {
 		hctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_ = call.Hangup(hctx) // Close inside: rx is ours from here
-		leg.rx = rx
-		for _, f := range call.Frames() {
-			if f.RMS > testcaller.LoudRMS {
-				leg.firstSoundAt = f.At
-				break
-			}
-		}
+		leg.firstSoundAt = call.FirstSoundAt()
+		leg.fromAgent = rx.result()
+		s.agentToCaller.add(&rx.meter)
 		s.log.Debug("call ended", "call_id", leg.callID, "outcome", leg.outcome, "reason", leg.reason)
 	}()
 	s.follow(ctx, call, rx, leg)

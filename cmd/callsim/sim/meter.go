@@ -11,16 +11,17 @@ import (
 // interarrival jitter (RFC 3550 §6.4.1, with the stamp's send time as the
 // RTP timestamp, so it is in real time units), and each packet's relay
 // latency (arrival minus send time; sender and receiver share callsim's
-// clock). Its owner is the goroutine that receives the packets.
+// clock) in a Hist, so its memory does not grow with the call. Its owner is
+// the goroutine that receives the packets.
 type Meter struct {
-	started   bool
-	minSeq    uint32
-	maxSeq    uint32
-	received  int
-	firstAt   time.Time
-	transit   int64   // the previous packet's arrival minus its send time, ns
-	jitter    float64 // ns
-	latencies []float64
+	started  bool
+	minSeq   uint32
+	maxSeq   uint32
+	received int
+	firstAt  time.Time
+	transit  int64   // the previous packet's arrival minus its send time, ns
+	jitter   float64 // ns
+	latency  Hist
 }
 
 // Add takes one stamped packet and when it arrived.
@@ -40,7 +41,7 @@ func (m *Meter) Add(s Stamp, at time.Time) {
 	}
 	m.transit = transit
 	m.received++
-	m.latencies = append(m.latencies, float64(transit)/1e6)
+	m.latency.Add(time.Duration(transit))
 }
 
 // Received is how many stamped packets arrived.
@@ -65,6 +66,5 @@ func (m *Meter) Jitter() time.Duration { return time.Duration(m.jitter) }
 // FirstAt is when the first stamped packet arrived (zero: none did).
 func (m *Meter) FirstAt() time.Time { return m.firstAt }
 
-// LatenciesMs is each packet's relay latency in milliseconds, in arrival
-// order.
-func (m *Meter) LatenciesMs() []float64 { return m.latencies }
+// Latency is the distribution of the packets' relay latencies.
+func (m *Meter) Latency() *Hist { return &m.latency }

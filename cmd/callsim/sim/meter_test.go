@@ -43,10 +43,8 @@ func TestMeterJitterAndLatency(t *testing.T) {
 	if steady.Jitter() != 0 {
 		t.Errorf("steady jitter %v", steady.Jitter())
 	}
-	for _, l := range steady.LatenciesMs() {
-		if l != 5 {
-			t.Fatalf("latency %v, want 5 ms", l)
-		}
+	if l := steady.Latency(); l.Count() != 50 || l.Min() != 5*time.Millisecond || l.Max() != 5*time.Millisecond {
+		t.Fatalf("latency: %d packets from %v to %v, want 50 of 5 ms", l.Count(), l.Min(), l.Max())
 	}
 	if !steady.FirstAt().Equal(send(0).Add(5 * time.Millisecond)) {
 		t.Errorf("first at %v", steady.FirstAt())

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,25 +77,19 @@ type StreamLeg struct {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// between is b − a in ms, 0 when either is unknown.
-func between(a, b time.Time) float64 {
+// span is b − a, 0 when either is unknown.
+func span(a, b time.Time) time.Duration {
 	if a.IsZero() || b.IsZero() {
 		return 0
 	}
-	return ms(b.Sub(a))
-}
-
-func streamLeg(m *Meter, foreign int) *StreamLeg {
-	if m.Received() == 0 && foreign == 0 {
-		return nil
-	}
-	return &StreamLeg{Packets: m.Received(), Lost: m.Lost(), JitterMs: ms(m.Jitter()), Latency: Summarize(m.LatenciesMs()), Foreign: foreign}
+	return b.Sub(a)
 }
 
 // buildReport joins each caller's leg with the agent leg of the same call
 // (by call_id, which ivrd takes from the SIP Call-ID, else by the caller's
-// stamps heard at the agent) and sums up.
-func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*callerLeg, agentLegs []agentLeg) *Report {
+// stamps heard at the agent) and sums up. c2a and a2c are the audio of
+// every call, added up as each call ended.
+func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*callerLeg, agentLegs []agentLeg, c2a, a2c *dirSum) *Report {
 	byID := map[string]*agentLeg{}
 	byStream := map[int]*agentLeg{}
 	for i := range agentLegs {
@@ -107,30 +102,39 @@ func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*ca
 		}
 	}
 	r := &Report{Target: cfg.Target, Started: start, Elapsed: elapsed.Seconds(), Failures: map[string]int{}}
-	var setup, prompt, toAgent, toAudio []float64
-	var c2a, a2c dirSum
+	var setup, prompt, toAgent, toAudio Hist
 	for _, leg := range legs {
 		al := byID[leg.callID]
 		if al == nil {
 			al = byStream[leg.index]
 		}
 		res := CallResult{Index: leg.index, CallID: leg.callID, From: leg.from, Outcome: leg.outcome, Reason: leg.reason, Detail: leg.detail,
-			SetupMs: between(leg.inviteAt, leg.answeredAt), FirstPromptMs: between(leg.answeredAt, leg.firstSoundAt)}
-		if leg.rx != nil {
-			res.AgentToCaller = streamLeg(&leg.rx.meter, leg.rx.foreign)
-			a2c.add(&leg.rx.meter)
-		}
+			AgentToCaller: leg.fromAgent}
+		var connected, acceptAt, audioAt time.Time
 		if al != nil {
 			res.Agent = al.agent
-			res.TimeToAgentMs = between(leg.digitsAt, al.connected)
-			res.AcceptToAudioMs = between(al.acceptAt, al.rx.FirstAt())
-			res.CallerToAgent = streamLeg(&al.rx, al.foreign)
-			c2a.add(&al.rx)
+			res.CallerToAgent = al.fromCaller
+			connected, acceptAt, audioAt = al.connected, al.acceptAt, al.firstAudioAt
+		}
+		for _, f := range []struct {
+			d   time.Duration
+			dst *float64
+			h   *Hist
+		}{
+			{span(leg.inviteAt, leg.answeredAt), &res.SetupMs, &setup},
+			{span(leg.answeredAt, leg.firstSoundAt), &res.FirstPromptMs, &prompt},
+			{span(leg.digitsAt, connected), &res.TimeToAgentMs, &toAgent},
+			{span(acceptAt, audioAt), &res.AcceptToAudioMs, &toAudio},
+		} {
+			if f.d != 0 {
+				*f.dst = ms(f.d)
+				f.h.Add(f.d)
+			}
 		}
 		// What only the two sides together can tell.
 		switch {
 		case len(cfg.Agents) == 0:
-		case res.Outcome == Completed && (al == nil || al.rx.Received() == 0):
+		case res.Outcome == Completed && (res.CallerToAgent == nil || res.CallerToAgent.Packets == 0):
 			res.Outcome, res.Reason, res.Detail = Failed, ReasonNoAudioToAgent, ""
 		case res.Outcome == Failed && res.Reason == ReasonNoAgent && al != nil && !al.connected.IsZero():
 			res.Reason = ReasonNoAudioToCaller
@@ -150,41 +154,41 @@ func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*ca
 			}
 			r.Failures[key]++
 		}
-		for _, v := range []struct {
-			x   float64
-			dst *[]float64
-		}{{res.SetupMs, &setup}, {res.FirstPromptMs, &prompt}, {res.TimeToAgentMs, &toAgent}, {res.AcceptToAudioMs, &toAudio}} {
-			if v.x != 0 {
-				*v.dst = append(*v.dst, v.x)
-			}
-		}
 		r.Calls = append(r.Calls, res)
 	}
 	r.Counts.Started = len(legs)
-	r.Setup, r.FirstPrompt, r.TimeToAgent, r.AcceptToAudio = Summarize(setup), Summarize(prompt), Summarize(toAgent), Summarize(toAudio)
+	r.Setup, r.FirstPrompt, r.TimeToAgent, r.AcceptToAudio = setup.Summary(), prompt.Summary(), toAgent.Summary(), toAudio.Summary()
 	r.CallerToAgent, r.AgentToCaller = c2a.direction(), a2c.direction()
 	return r
 }
 
-// dirSum adds up one direction over calls.
+// dirSum adds up one direction of audio over calls as they end: every
+// packet's latency and every call's jitter in histograms, so its memory
+// stays the same however many calls and packets a run has. Callers and
+// agents add to it from their own goroutines.
 type dirSum struct {
+	mu                      sync.Mutex
 	packets, expected, lost int
-	latency, jitter         []float64
+	latency, jitter         Hist
 }
 
 func (d *dirSum) add(m *Meter) {
 	if m.Received() == 0 {
 		return
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.packets += m.Received()
 	d.expected += m.Expected()
 	d.lost += m.Lost()
-	d.latency = append(d.latency, m.LatenciesMs()...)
-	d.jitter = append(d.jitter, ms(m.Jitter()))
+	d.latency.Merge(m.Latency())
+	d.jitter.Add(m.Jitter())
 }
 
 func (d *dirSum) direction() Direction {
-	out := Direction{Packets: d.packets, Lost: d.lost, Latency: Summarize(d.latency), Jitter: Summarize(d.jitter)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := Direction{Packets: d.packets, Lost: d.lost, Latency: d.latency.Summary(), Jitter: d.jitter.Summary()}
 	if d.expected > 0 {
 		out.LossPct = 100 * float64(d.lost) / float64(d.expected)
 	}

@@ -32,6 +32,9 @@ type sim struct {
 	completed  atomic.Int64
 	abandoned  atomic.Int64
 	failed     atomic.Int64
+
+	// The audio of every call, added as each ends.
+	callerToAgent, agentToCaller dirSum
 }
 
 // Run places the calls cfg describes against the target, with cfg's agents
@@ -79,14 +82,14 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	for _, a := range agents {
 		agentLegs = append(agentLegs, a.legs...)
 	}
-	return buildReport(&s.cfg, start, time.Since(start), legs, agentLegs), nil
+	return buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller), nil
 }
 
 func (s *sim) startAgents(ctx context.Context) ([]*agent, error) {
 	var agents []*agent
 	for i, acct := range s.cfg.Agents {
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		a, err := startAgent(sctx, &s.cfg, i, acct)
+		a, err := startAgent(sctx, &s.cfg, i, acct, &s.callerToAgent)
 		cancel()
 		if err != nil {
 			for _, a := range agents {
