@@ -50,6 +50,7 @@ func run() error {
 	flag.DurationVar(&cfg.AbandonAfter, "abandon-after", 0, "abandoning callers hang up at a random moment within this of the last key (default 10s)")
 	flag.DurationVar(&cfg.AnswerTimeout, "answer-timeout", 0, "INVITE → final answer limit (default 10s)")
 	flag.DurationVar(&cfg.AgentTimeout, "agent-timeout", 0, "last key → agent heard limit (default 2m)")
+	flag.BoolVar(&cfg.FirstPrompt, "first-prompt", false, "hang up as soon as the first prompt is heard (setup rate through the first prompt; no path, no agents)")
 	flag.DurationVar(&cfg.AcceptDelay, "accept-delay", 0, "how long agents let an offered call ring before accepting")
 	flag.DurationVar(&cfg.WrapUp, "wrapup", 0, "how long agents stay in wrap-up before wrapup_done")
 	flag.Uint64Var(&cfg.Seed, "seed", 0, "seed for choosing who abandons (0: random)")

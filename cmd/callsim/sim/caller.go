@@ -77,7 +77,28 @@ func (s *sim) runCaller(ctx context.Context, leg *callerLeg) {
 		s.agentToCaller.add(&rx.meter)
 		s.log.Debug("call ended", "call_id", leg.callID, "outcome", leg.outcome, "reason", leg.reason)
 	}()
+	if cfg.FirstPrompt {
+		s.awaitPrompt(ctx, call, leg)
+		return
+	}
 	s.follow(ctx, call, rx, leg)
+}
+
+// awaitPrompt waits for the first sound after the answer (the first
+// prompt): the call is completed once it is heard.
+func (s *sim) awaitPrompt(ctx context.Context, call *testcaller.Call, leg *callerLeg) {
+	t := time.NewTimer(s.cfg.AnswerTimeout)
+	defer t.Stop()
+	select {
+	case <-call.Sound():
+		leg.outcome = Completed
+	case <-t.C:
+		leg.fail(ReasonNoPrompt, fmt.Sprintf("no sound within %v of the answer", s.cfg.AnswerTimeout))
+	case <-call.Bye():
+		leg.fail(ReasonNoPrompt, "the server hung up before any sound")
+	case <-ctx.Done():
+		leg.outcome = CutOff
+	}
 }
 
 // follow presses the path's keys, waits for the agent (or abandons), talks

@@ -53,6 +53,11 @@ type Config struct {
 	// last key to the agent's audio.
 	AnswerTimeout time.Duration
 	AgentTimeout  time.Duration
+	// FirstPrompt measures how fast calls are set up through their first
+	// prompt: each caller hangs up as soon as it hears sound, and fails
+	// (no_prompt) when it hears none within AnswerTimeout of the answer.
+	// Path and Talk are not used; Agents must be empty.
+	FirstPrompt bool
 
 	// HTTP is ivrd's base URL for the agents (e.g. http://127.0.0.1:8080);
 	// empty with no Agents: the calls are not meant to reach agents.
@@ -157,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AgentTimeout == 0 {
 		c.AgentTimeout = 2 * time.Minute
+	}
+	if c.FirstPrompt && len(c.Agents) > 0 {
+		return errors.New("first-prompt (-first-prompt): callers hang up at the first prompt, so no call reaches the agents (-agents, -agent-count): leave them out")
 	}
 	if len(c.Agents) > 0 && c.HTTP == "" {
 		return errors.New("http (-http): required with agents, e.g. http://127.0.0.1:8080")

@@ -40,6 +40,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Abandon = 1.5 }, "-abandon"},
 		{func(c *Config) { c.Transport = "sctp" }, "-transport"},
 		{func(c *Config) { c.Agents = []Account{{"a", "a"}} }, "-http"},
+		{func(c *Config) { c.FirstPrompt, c.HTTP, c.Agents = true, "http://x", []Account{{"a", "a"}} }, "-first-prompt"},
 	} {
 		c := Config{Target: "sip:support@127.0.0.1:5060", Calls: 1}
 		tc.mod(&c)

@@ -5,7 +5,7 @@ type Outcome string
 
 // The outcomes.
 const (
-	Completed Outcome = "completed" // reached an agent, audio both ways, hung up after the talk time
+	Completed Outcome = "completed" // reached an agent, audio both ways, hung up after the talk time (Config.FirstPrompt: heard the first prompt)
 	Abandoned Outcome = "abandoned" // hung up on purpose while waiting (Config.Abandon)
 	Failed    Outcome = "failed"    // see the reason
 	CutOff    Outcome = "cut_off"   // the run was stopped while the call was in progress
@@ -18,6 +18,7 @@ const (
 	ReasonNoAnswer          = "no_answer"             // no final answer within the answer timeout
 	ReasonDialError         = "dial_error"            // the INVITE could not be sent, or the answer was unusable
 	ReasonNoDTMF            = "no_dtmf"               // the server did not accept telephone-event
+	ReasonNoPrompt          = "no_prompt"             // Config.FirstPrompt: no sound within the answer timeout of the answer
 	ReasonHungUpBeforeAgent = "hung_up_before_agent"  // the server hung up before an agent was heard
 	ReasonNoAgent           = "no_agent"              // no agent heard within the agent timeout
 	ReasonNoAudioToCaller   = "no_audio_to_caller"    // the agent was connected but the caller heard nothing of it
