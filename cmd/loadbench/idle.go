@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// idleState is the server at rest: what must come back after a load run
+// and a quiet minute.
+type idleState struct {
+	Goroutines float64        `json:"goroutines"`
+	FDs        int            `json:"fds"`
+	Sockets    int            `json:"sockets"`
+	RSS        int64          `json:"rss"`
+	Keys       int            `json:"redis_keys"`
+	KeyKinds   map[string]int `json:"redis_key_kinds"` // key pattern → how many
+}
+
+// readIdle samples the server and counts its Redis keys by pattern.
+func readIdle(ctx context.Context, srv *server, rdb *redis.Client) (idleState, error) {
+	var st idleState
+	ps, err := readProc(srv.pid)
+	if err != nil {
+		return st, err
+	}
+	st.FDs, st.Sockets, st.RSS = ps.FDs, ps.Sockets, ps.RSS
+	if st.Goroutines, err = srv.metric("go_goroutines"); err != nil {
+		return st, err
+	}
+	st.KeyKinds = map[string]int{}
+	iter := rdb.Scan(ctx, 0, srv.prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		st.Keys++
+		st.KeyKinds[keyPattern(strings.TrimPrefix(iter.Val(), srv.prefix+":"))]++
+	}
+	if err := iter.Err(); err != nil {
+		return st, fmt.Errorf("scan redis keys: %w", err)
+	}
+	return st, nil
+}
+
+// idPart matches the parts of a key that name one thing among many: call
+// ids, numbers, user names of the bench, hex tokens.
+var idPart = regexp.MustCompile(`^(\+?[0-9][0-9a-f-]*|bench[0-9]+|[0-9a-f]{16,}|[A-Za-z0-9_-]{20,})$`)
+
+// keyPattern turns a key into its kind: the parts that are ids become *.
+func keyPattern(key string) string {
+	parts := strings.Split(key, ":")
+	for i, p := range parts {
+		if idPart.MatchString(p) {
+			parts[i] = "*"
+		}
+	}
+	return strings.Join(parts, ":")
+}
+
+// keyGrowth lists the key kinds that have more keys after than before.
+func keyGrowth(before, after map[string]int) []string {
+	var out []string
+	for k, n := range after {
+		if n > before[k] {
+			out = append(out, fmt.Sprintf("%s +%d", k, n-before[k]))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// deleteKeys removes the bench's keys from Redis.
+func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
+	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return err
+		}
+	}
+	return iter.Err()
+}

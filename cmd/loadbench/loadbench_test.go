@@ -1,0 +1,150 @@
+package main
+
+import (
+	"os"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"ivrd/cmd/callsim/sim"
+)
+
+func TestReadProcSelf(t *testing.T) {
+	// Burn some CPU so the counter moves, and hold a socket open.
+	before, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	end := time.Now().Add(150 * time.Millisecond)
+	x := 0
+	for time.Now().Before(end) {
+		x++
+	}
+	after, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CPU-before.CPU < 50*time.Millisecond {
+		t.Errorf("CPU moved %v after 150 ms of spinning", after.CPU-before.CPU)
+	}
+	if after.RSS <= 0 || after.PeakRSS < after.RSS || after.Threads < 1 {
+		t.Errorf("sample %+v", after)
+	}
+	if after.FDs != before.FDs+1 {
+		t.Errorf("fds %d → %d after opening one file", before.FDs, after.FDs)
+	}
+	_ = x
+}
+
+func TestResetPeak(t *testing.T) {
+	// Touch 64 MiB, let it go, reset the high-water mark: it must drop.
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	s1, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big = nil
+	_ = big
+	debug.FreeOSMemory()
+	if err := resetPeak(os.Getpid()); err != nil {
+		t.Skipf("clear_refs not writable here: %v", err)
+	}
+	s2, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.PeakRSS > s1.PeakRSS-32<<20 {
+		t.Errorf("peak %d MiB before, %d MiB after the reset", s1.PeakRSS>>20, s2.PeakRSS>>20)
+	}
+}
+
+func TestSummarizePlateau(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	mk := func(sec int, cpuMs int, active float64, peak int64) sample {
+		return sample{procSample: procSample{At: t0.Add(time.Duration(sec) * time.Second), CPU: time.Duration(cpuMs) * time.Millisecond, PeakRSS: peak}, Active: active}
+	}
+	// Ramp up (0.1 core), a plateau of 3 s at 1.5 cores, ramp down.
+	samples := []sample{mk(0, 0, 0, 10), mk(1, 100, 50, 20), mk(2, 200, 100, 30), mk(3, 1700, 100, 40), mk(4, 3200, 99, 50), mk(5, 4700, 100, 45), mk(6, 4800, 10, 45)}
+	u := summarize(samples, 0.95)
+	if u.MaxActive != 100 || u.PlateauS != 3 {
+		t.Fatalf("max %v, plateau %v s; want 100, 3", u.MaxActive, u.PlateauS)
+	}
+	if u.Cores < 1.49 || u.Cores > 1.51 {
+		t.Errorf("cores %.3f, want 1.5", u.Cores)
+	}
+	if u.CPU != 4800*time.Millisecond || u.Wall != 6*time.Second || u.PeakRSS != 50 {
+		t.Errorf("usage %+v", u)
+	}
+}
+
+func TestKeyPattern(t *testing.T) {
+	for key, want := range map[string]string{
+		"{q}:caller:3f9a2b7c1d0e4f5a6b7c8d9e": "{q}:caller:*",
+		"{q}:agent:bench0042":                 "{q}:agent:*",
+		"{q}:waiting:billing":                 "{q}:waiting:billing",
+		"limit:number:+15551234567":           "limit:number:*",
+		"session:Zx8_kq2mN0pLrT5vW7yB9cD1":    "session:*",
+		"{q}:stats:billing:20261123":          "{q}:stats:billing:*",
+	} {
+		if got := keyPattern(key); got != want {
+			t.Errorf("keyPattern(%q) = %q, want %q", key, got, want)
+		}
+	}
+	growth := keyGrowth(map[string]int{"a": 2, "b": 1}, map[string]int{"a": 2, "b": 3, "c": 1})
+	if len(growth) != 2 || growth[0] != "b +2" || growth[1] != "c +1" {
+		t.Errorf("growth %v", growth)
+	}
+}
+
+func TestVerdicts(t *testing.T) {
+	rep := func(started, completed, failed int, p99 float64) *sim.Report {
+		r := &sim.Report{Counts: sim.Counts{Started: started, Completed: completed, Failed: failed}}
+		r.CallerToAgent.Latency.P99, r.AgentToCaller.Latency.P99 = p99, p99
+		r.AcceptToAudio.P99 = 30
+		return r
+	}
+	r := &results{
+		Idle: idleState{Goroutines: 40, Sockets: 10, RSS: 50 << 20, KeyKinds: map[string]int{"x": 1}},
+		Steps: []stepResult{
+			{Kind: "setup", N: 500, Report: rep(5000, 5000, 0, 0)},
+			{Kind: "ivr", N: 1000, Report: rep(1000, 1000, 0, 0), RSSPerCall: 50 << 10},
+			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10},
+			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10},
+		},
+		After: &idleState{Goroutines: 41, Sockets: 12, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1}},
+	}
+	got := map[string]string{}
+	for _, row := range r.verdicts() {
+		got[row[0]] = row[3] + " " + row[1]
+	}
+	check := func(prefix, want string) {
+		t.Helper()
+		for k, v := range got {
+			if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+				if v[:len(want)] != want {
+					t.Errorf("%s: %q, want it to start with %q", k, v, want)
+				}
+				return
+			}
+		}
+		t.Errorf("no row %q in %v", prefix, got)
+	}
+	check("call setups/s", "yes 500/s")
+	check("callers at once", "NO 1000") // the 2,000 step failed calls: the best clean step is 1,000
+	check("calls at once bridged", "NO 500")
+	check("relay latency p99 at 500", "yes")
+	check("RSS per call", "NO 70.0 KiB (bridged 500)")
+	check("accept → first caller audio", "yes")
+	check("goroutines", "yes")
+	check("open sockets", "NO") // two more sockets than at idle
+	check("Redis keys", "yes")
+	check("RSS after", "yes")
+}

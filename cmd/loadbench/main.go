@@ -1,0 +1,250 @@
+// Command loadbench measures ivrd's capacity on this machine: it starts
+// ivrd (the binary given) on a real Redis with a configuration sized for
+// load, drives it with callsim's load generator in steps — call setups per
+// second through the first prompt, callers at once in the IVR and queue,
+// calls at once bridged to agent bots and recorded — and measures ivrd's
+// CPU time and peak RSS at each step, a CPU profile at each plateau, the
+// SIP-only ceiling with SIPp, and whether goroutines, sockets, Redis keys
+// and RSS come back to their idle level after a quiet minute. It prints
+// each figure next to its target (docs/BENCHMARKS.md).
+//
+//	go build -o bin/ivrd ./cmd/ivrd && go run ./cmd/loadbench -ivrd bin/ivrd
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"ivrd/cmd/callsim/sim"
+)
+
+// options are loadbench's flags.
+type options struct {
+	ivrd, repo, redisURL, out, jsonOut string
+	setupRate                          int
+	setupFor                           time.Duration
+	ivrSteps, bridgedSteps             []int
+	arrival                            float64
+	plateau, quiet, profile            time.Duration
+	sippRates                          []float64
+	quick                              bool
+}
+
+func main() {
+	var o options
+	var ivrSteps, bridgedSteps, sippRates string
+	flag.StringVar(&o.ivrd, "ivrd", "bin/ivrd", "the ivrd binary to measure (build it without -race)")
+	flag.StringVar(&o.repo, "repo", ".", "the repository root (configs/ has the demo flow and prompts)")
+	flag.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "the Redis ivrd uses; the bench's keys get their own prefix and are deleted at the end")
+	flag.StringVar(&o.out, "out", "", "keep ivrd's config, log, recordings and profiles here (default: a temporary directory, removed)")
+	flag.StringVar(&o.jsonOut, "json", "", "also write every figure as JSON here")
+	flag.IntVar(&o.setupRate, "setup-rate", 500, "call setups per second offered in the setup step (0: skip)")
+	flag.DurationVar(&o.setupFor, "setup-for", 10*time.Second, "how long the setup step offers calls")
+	flag.StringVar(&ivrSteps, "ivr", "250,500,1000,2000", "callers at once in the IVR and queue, step by step (empty: skip)")
+	flag.StringVar(&bridgedSteps, "bridged", "100,250,500,1000,2000", "calls at once bridged to agents and recorded, step by step (empty: skip)")
+	flag.Float64Var(&o.arrival, "arrival", 100, "calls per second while a concurrency step ramps up")
+	flag.DurationVar(&o.plateau, "plateau", 15*time.Second, "how long every call of a concurrency step overlaps")
+	flag.DurationVar(&o.quiet, "quiet", time.Minute, "rest after the load before the leak check")
+	flag.DurationVar(&o.profile, "profile", 10*time.Second, "CPU profile of ivrd this long at each plateau (0: none)")
+	flag.StringVar(&sippRates, "sipp", "200,400,600,800,1000,1200,1500", "SIPp call rates for the SIP-only ceiling (empty: skip)")
+	flag.BoolVar(&o.quick, "quick", false, "a small run that checks the bench works (tens of calls, no SIPp)")
+	flag.Parse()
+
+	var err error
+	if o.ivrSteps, err = parseInts(ivrSteps); err != nil {
+		fatal("-ivr: %v", err)
+	}
+	if o.bridgedSteps, err = parseInts(bridgedSteps); err != nil {
+		fatal("-bridged: %v", err)
+	}
+	if o.sippRates, err = parseFloats(sippRates); err != nil {
+		fatal("-sipp: %v", err)
+	}
+	if o.quick {
+		o.setupRate, o.setupFor = 50, 3*time.Second
+		o.ivrSteps, o.bridgedSteps = []int{50}, []int{20}
+		o.arrival, o.plateau, o.quiet, o.profile = 50, 3*time.Second, 10*time.Second, 0
+		o.sippRates = nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := runBench(ctx, o)
+	if res != nil {
+		res.print(os.Stdout)
+		if o.jsonOut != "" {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			if werr := os.WriteFile(o.jsonOut, b, 0o644); werr != nil {
+				fmt.Fprintln(os.Stderr, "loadbench:", werr)
+			}
+		}
+	}
+	if err != nil {
+		fatal("%v", err)
+	}
+}
+
+func fatal(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "loadbench: "+format+"\n", a...)
+	os.Exit(1)
+}
+
+// runBench runs every step against one ivrd.
+func runBench(ctx context.Context, o options) (*results, error) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dir := o.out
+	if dir == "" {
+		d, err := os.MkdirTemp("", "loadbench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	bin, err := filepath.Abs(o.ivrd)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := filepath.Abs(o.repo)
+	if err != nil {
+		return nil, err
+	}
+	ropts, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("redis %s: %w (start one: redis-server --daemonize yes)", o.redisURL, err)
+	}
+
+	agents := 0
+	for _, n := range o.bridgedSteps {
+		agents = max(agents, n)
+	}
+	srv, err := startServer(ctx, serverConfig{Binary: bin, Repo: repo, RedisURL: o.redisURL, Agents: agents, Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		srv.stop()
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := deleteKeys(cctx, rdb, srv.prefix); err != nil {
+			log.Warn("deleting the bench's Redis keys", "prefix", srv.prefix, "error", err)
+		}
+	}()
+	res := &results{Started: time.Now(), Machine: machine(), Options: o.describe()}
+	fmt.Fprintf(os.Stderr, "loadbench: ivrd pid %d, SIP %s, HTTP %s, Redis %s prefix %s, files in %s\n",
+		srv.pid, srv.sipAddr, srv.httpAddr, o.redisURL, srv.prefix, dir)
+
+	time.Sleep(3 * time.Second) // let start-up settle before reading the idle state
+	if res.Idle, err = readIdle(ctx, srv, rdb); err != nil {
+		return res, err
+	}
+	b := &bench{srv: srv, log: log, progress: prefixWriter{os.Stderr, "  "}, profile: o.profile, binary: bin}
+
+	if o.setupRate > 0 && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "loadbench: setup step, %d calls/s for %v\n", o.setupRate, o.setupFor)
+		calls := int(float64(o.setupRate) * o.setupFor.Seconds())
+		res.Steps = append(res.Steps, b.run(ctx, "setup", o.setupRate, 0, sim.Config{
+			Calls: calls, Rate: float64(o.setupRate), Concurrency: 5000, FirstPrompt: true,
+			AnswerTimeout: 5 * time.Second,
+		}))
+	}
+	for _, n := range o.ivrSteps {
+		if ctx.Err() != nil {
+			break
+		}
+		ramp := time.Duration(float64(n) / o.arrival * float64(time.Second))
+		fmt.Fprintf(os.Stderr, "loadbench: IVR/queue step, %d callers at once (ramp %v, plateau %v)\n", n, ramp, o.plateau)
+		res.Steps = append(res.Steps, b.run(ctx, "ivr", n, n, sim.Config{
+			Calls: n, Rate: o.arrival, Path: "1", Talk: ramp + o.plateau,
+		}))
+	}
+	for _, n := range o.bridgedSteps {
+		if ctx.Err() != nil {
+			break
+		}
+		ramp := time.Duration(float64(n) / o.arrival * float64(time.Second))
+		fmt.Fprintf(os.Stderr, "loadbench: bridged step, %d calls at once with %d agents (ramp %v, plateau %v)\n", n, n, ramp, o.plateau)
+		accts := make([]sim.Account, n)
+		for i := range accts {
+			accts[i] = sim.Account{User: agentName(i + 1), Password: agentName(i + 1)}
+		}
+		res.Steps = append(res.Steps, b.run(ctx, "bridged", n, n, sim.Config{
+			Calls: n, Rate: o.arrival, Path: "1", Talk: ramp + o.plateau, Agents: accts,
+			AgentTimeout: 2 * time.Minute,
+		}))
+	}
+
+	if ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "loadbench: quiet for %v, then the leak check\n", o.quiet)
+		select {
+		case <-time.After(o.quiet):
+		case <-ctx.Done():
+		}
+		after, err := readIdle(ctx, srv, rdb)
+		if err != nil {
+			return res, err
+		}
+		res.After = &after
+	}
+
+	if len(o.sippRates) > 0 && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "loadbench: SIPp SIP-only ceiling")
+		host, _, _ := strings.Cut(srv.sipAddr, ":")
+		runs, best, err := sippCeiling(ctx, sippConfig{Target: srv.sipAddr, Service: "support", LocalIP: host,
+			Calls: 0, Hold: 0, Timeout: 2 * time.Minute, Dir: dir}, o.sippRates,
+			func(format string, a ...any) { fmt.Fprintf(os.Stderr, "  "+format+"\n", a...) })
+		if err != nil {
+			res.SIPpErr = err.Error()
+		}
+		res.SIPp, res.SIPpBest = runs, &best
+	}
+	return res, ctx.Err()
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.ParseFloat(f, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

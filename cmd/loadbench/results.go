@@ -1,0 +1,225 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results is everything a loadbench run measured.
+type results struct {
+	Started  time.Time    `json:"started"`
+	Machine  string       `json:"machine"`
+	Options  string       `json:"options"`
+	Idle     idleState    `json:"idle"`
+	Steps    []stepResult `json:"steps"`
+	After    *idleState   `json:"after_quiet,omitempty"`
+	SIPp     []sippResult `json:"sipp,omitempty"`
+	SIPpBest *sippResult  `json:"sipp_best,omitempty"`
+	SIPpErr  string       `json:"sipp_error,omitempty"`
+}
+
+// The targets (issue 6), on a 2-core machine.
+const (
+	targetSetupRate   = 500      // call setups per second through the first prompt…
+	targetSetupFail   = 0.1      // …with fewer than this % failed
+	targetIVR         = 2000     // callers at once in the IVR or queue
+	targetBridged     = 2000     // calls at once bridged and recorded
+	targetRelayP99Ms  = 2.0      // server-added relay latency, p99
+	targetRSSPerCall  = 64 << 10 // bytes of RSS per call
+	targetAcceptAudio = 100.0    // ms from accept to the caller's first audio at the agent
+)
+
+func (o options) describe() string {
+	return fmt.Sprintf("setup %d/s for %v; ivr %v; bridged %v; arrival %.0f/s; plateau %v; quiet %v; sipp %v",
+		o.setupRate, o.setupFor, o.ivrSteps, o.bridgedSteps, o.arrival, o.plateau, o.quiet, o.sippRates)
+}
+
+// machine names the CPU and core count.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores, %s, %s", runtime.NumCPU(), model, runtime.Version())
+}
+
+// clean is a step with every call completed and nothing lost.
+func (s stepResult) clean() bool {
+	r := s.Report
+	if s.Err != "" || r == nil || r.Counts.Started == 0 {
+		return false
+	}
+	return r.Counts.Failed == 0 && r.Counts.CutOff == 0 && r.CallerToAgent.Lost == 0 && r.AgentToCaller.Lost == 0
+}
+
+// print writes the steps and the figures next to their targets.
+func (r *results) print(w io.Writer) {
+	fmt.Fprintf(w, "\nloadbench %s on %s\n%s\n\n", r.Started.Format(time.RFC3339), r.Machine, r.Options)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "step\tn\tstarted\tdone\tfailed\tmax at once\tivrd cores\tplateau s\tpeak RSS MiB\tKiB/call\tloadgen cores\tsetup p50/p99 ms\tprompt p99 ms\taccept→audio p50/p99 ms\tc→a loss\ta→c loss\tc→a p50/p99 ms\ta→c p50/p99 ms\t")
+	for _, s := range r.Steps {
+		rep := s.Report
+		if rep == nil {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", s.Kind, s.N, s.Err)
+			continue
+		}
+		gen := 0.0
+		if s.Use.Wall > 0 {
+			gen = s.GenCPU.Seconds() / s.Use.Wall.Seconds()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t\n",
+			s.Kind, s.N, rep.Counts.Started, rep.Counts.Completed, rep.Counts.Failed+rep.Counts.CutOff, s.Use.MaxActive,
+			s.Use.Cores, s.Use.PlateauS, float64(s.Use.PeakRSS)/(1<<20), s.RSSPerCall/1024, gen,
+			rep.Setup.P50, rep.Setup.P99, rep.FirstPrompt.P99, rep.AcceptToAudio.P50, rep.AcceptToAudio.P99,
+			rep.CallerToAgent.Lost, rep.AgentToCaller.Lost,
+			rep.CallerToAgent.Latency.P50, rep.CallerToAgent.Latency.P99, rep.AgentToCaller.Latency.P50, rep.AgentToCaller.Latency.P99)
+		if s.Err != "" {
+			fmt.Fprintf(tw, "\terror: %s\t\n", s.Err)
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nFigures against the targets")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tmeasured\ttarget\tmet")
+	for _, row := range r.verdicts() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row[0], row[1], row[2], row[3])
+	}
+	tw.Flush()
+
+	if r.After != nil {
+		fmt.Fprintln(w, "\nAfter the load and a quiet wait (idle → after)")
+		fmt.Fprintf(w, "  goroutines %.0f → %.0f, fds %d → %d (sockets %d → %d), RSS %.1f → %.1f MiB, Redis keys %d → %d\n",
+			r.Idle.Goroutines, r.After.Goroutines, r.Idle.FDs, r.After.FDs, r.Idle.Sockets, r.After.Sockets,
+			float64(r.Idle.RSS)/(1<<20), float64(r.After.RSS)/(1<<20), r.Idle.Keys, r.After.Keys)
+		for _, g := range keyGrowth(r.Idle.KeyKinds, r.After.KeyKinds) {
+			fmt.Fprintf(w, "  more keys: %s\n", g)
+		}
+	}
+	for _, s := range r.Steps {
+		if len(s.TopFrames) > 0 {
+			fmt.Fprintf(w, "\nivrd's top frames at the %s %d plateau (pprof -top, flat):\n", s.Kind, s.N)
+			for _, f := range s.TopFrames {
+				fmt.Fprintf(w, "  %s\n", f)
+			}
+		}
+	}
+	if len(r.SIPp) > 0 || r.SIPpErr != "" {
+		fmt.Fprintln(w, "\nSIPp, SIP only (INVITE → 200 → ACK → BYE)")
+		for _, s := range r.SIPp {
+			fmt.Fprintf(w, "  %6.0f/s offered: %d calls, %d failed (%.2f%%), achieved %.0f/s, setup p50 %v p99 %v\n",
+				s.Rate, s.Calls, s.Failed, s.FailedPct, s.Achieved, s.SetupP50, s.SetupP99)
+		}
+		if r.SIPpErr != "" {
+			fmt.Fprintf(w, "  error: %s\n", r.SIPpErr)
+		}
+	}
+}
+
+// verdicts are the rows of the targets table: figure, measured, target,
+// and yes/no/"-" (not measured).
+func (r *results) verdicts() [][4]string {
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "NO"
+	}
+	var rows [][4]string
+	for _, s := range r.Steps {
+		if s.Kind != "setup" || s.Report == nil {
+			continue
+		}
+		c := s.Report.Counts
+		failed := 100 * float64(c.Failed+c.CutOff) / float64(max(c.Started, 1))
+		rows = append(rows, [4]string{"call setups/s through the first prompt",
+			fmt.Sprintf("%d/s offered, %d of %d heard the prompt, %.2f%% failed; setup p99 %.1f ms, prompt p99 %.1f ms",
+				s.N, c.Completed, c.Started, failed, s.Report.Setup.P99, s.Report.FirstPrompt.P99),
+			fmt.Sprintf("≥ %d/s, < %.1f%% failed", targetSetupRate, targetSetupFail),
+			yes(s.N >= targetSetupRate && c.Started > 0 && failed < targetSetupFail)})
+	}
+	best := func(kind string) (stepResult, bool) {
+		var b stepResult
+		found := false
+		for _, s := range r.Steps {
+			if s.Kind == kind && s.clean() && s.N >= b.N {
+				b, found = s, true
+			}
+		}
+		return b, found
+	}
+	if s, ok := best("ivr"); ok {
+		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed",
+			fmt.Sprintf("%d (ivrd %.2f cores)", s.N, s.Use.Cores), fmt.Sprintf("≥ %d", targetIVR), yes(s.N >= targetIVR)})
+	} else if r.has("ivr") {
+		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed", "no step completed cleanly", fmt.Sprintf("≥ %d", targetIVR), "NO"})
+	}
+	if s, ok := best("bridged"); ok {
+		rep := s.Report
+		rows = append(rows,
+			[4]string{"calls at once bridged and recorded, no loss",
+				fmt.Sprintf("%d (ivrd %.2f cores)", s.N, s.Use.Cores), fmt.Sprintf("≥ %d", targetBridged), yes(s.N >= targetBridged)},
+			[4]string{fmt.Sprintf("relay latency p99 at %d calls (caller→agent / agent→caller)", s.N),
+				fmt.Sprintf("%.2f / %.2f ms", rep.CallerToAgent.Latency.P99, rep.AgentToCaller.Latency.P99),
+				fmt.Sprintf("< %.0f ms", targetRelayP99Ms),
+				yes(rep.CallerToAgent.Latency.P99 < targetRelayP99Ms && rep.AgentToCaller.Latency.P99 < targetRelayP99Ms)})
+	} else if r.has("bridged") {
+		rows = append(rows, [4]string{"calls at once bridged and recorded, no loss", "no step completed cleanly", fmt.Sprintf("≥ %d", targetBridged), "NO"})
+	}
+	worstRSS, worstAccept := 0.0, 0.0
+	rssAt, acceptAt := "", ""
+	for _, s := range r.Steps {
+		if s.Kind != "setup" && s.RSSPerCall > worstRSS {
+			worstRSS, rssAt = s.RSSPerCall, fmt.Sprintf("%s %d", s.Kind, s.N)
+		}
+		if s.Kind == "bridged" && s.Report != nil && s.Report.AcceptToAudio.P99 > worstAccept {
+			worstAccept, acceptAt = s.Report.AcceptToAudio.P99, fmt.Sprintf("bridged %d", s.N)
+		}
+	}
+	if rssAt != "" {
+		rows = append(rows, [4]string{"RSS per call (worst step)", fmt.Sprintf("%.1f KiB (%s)", worstRSS/1024, rssAt),
+			fmt.Sprintf("< %d KiB", targetRSSPerCall>>10), yes(worstRSS < targetRSSPerCall)})
+	}
+	if acceptAt != "" {
+		rows = append(rows, [4]string{"accept → first caller audio, p99 (worst step)", fmt.Sprintf("%.1f ms (%s)", worstAccept, acceptAt),
+			fmt.Sprintf("< %.0f ms", targetAcceptAudio), yes(worstAccept < targetAcceptAudio)})
+	}
+	if a := r.After; a != nil {
+		i := r.Idle
+		growth := keyGrowth(i.KeyKinds, a.KeyKinds)
+		rows = append(rows,
+			[4]string{"goroutines after a quiet wait", fmt.Sprintf("%.0f (idle %.0f)", a.Goroutines, i.Goroutines), "idle level", yes(a.Goroutines <= i.Goroutines+leakGoroutineSlack)},
+			[4]string{"open sockets after a quiet wait", fmt.Sprintf("%d (idle %d)", a.Sockets, i.Sockets), "idle level", yes(a.Sockets <= i.Sockets)},
+			[4]string{"Redis keys after a quiet wait", fmt.Sprintf("%d (idle %d)", a.Keys, i.Keys), "idle level", yes(len(growth) == 0)},
+			[4]string{"RSS after a quiet wait", fmt.Sprintf("%.1f MiB (idle %.1f)", float64(a.RSS)/(1<<20), float64(i.RSS)/(1<<20)),
+				fmt.Sprintf("idle level (+%d MiB)", leakRSSSlack>>20), yes(a.RSS <= i.RSS+leakRSSSlack)})
+	}
+	return rows
+}
+
+// What "back to the idle level" allows: a few goroutines that come and go
+// by themselves (timers of the queue's loops, an HTTP keep-alive), and
+// some RSS the Go runtime keeps for its next allocations.
+const (
+	leakGoroutineSlack = 5
+	leakRSSSlack       = 16 << 20
+)
+
+func (r *results) has(kind string) bool {
+	for _, s := range r.Steps {
+		if s.Kind == kind {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"ivrd/cmd/callsim/sim"
+)
+
+// stepResult is one load step: what callsim measured and what the server
+// spent on it.
+type stepResult struct {
+	Kind   string      `json:"kind"` // setup, ivr, bridged
+	N      int         `json:"n"`    // calls per second (setup) or calls at once
+	Report *sim.Report `json:"report,omitempty"`
+	Err    string      `json:"error,omitempty"`
+
+	Use        usage         `json:"usage"`
+	BaseRSS    int64         `json:"base_rss"`     // before the step
+	RSSPerCall float64       `json:"rss_per_call"` // (peak − base) / most calls at once
+	GenCPU     time.Duration `json:"loadgen_cpu"`  // loadbench's own CPU time (callers and agents)
+	Profile    string        `json:"profile,omitempty"`
+	TopFrames  []string      `json:"top_frames,omitempty"`
+}
+
+// bench is one loadbench run against one server.
+type bench struct {
+	srv      *server
+	log      *slog.Logger
+	progress io.Writer
+	profile  time.Duration // CPU profile this long at the plateau of each step; 0: none
+	binary   string
+}
+
+// run runs one step: cfg against the server, sampling it every second.
+// At most calls are expected at once; the plateau (and the profile) is
+// when nearly that many are.
+func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim.Config) stepResult {
+	res := stepResult{Kind: kind, N: n}
+	base, err := readProc(b.srv.pid)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	res.BaseRSS = base.RSS
+	if err := resetPeak(b.srv.pid); err != nil {
+		b.log.Warn("cannot reset the peak RSS; the peak is since start", "error", err)
+	}
+	genBefore := selfCPU()
+	sp := startSampler(b.srv, time.Second)
+
+	profCtx, stopProf := context.WithCancel(ctx)
+	profDone := make(chan string, 1)
+	go func() { profDone <- b.profileAtPlateau(profCtx, kind, n, expect) }()
+
+	cfg.Target = "sip:support@" + b.srv.sipAddr
+	cfg.HTTP = "http://" + b.srv.httpAddr
+	cfg.Logger = b.log
+	cfg.Progress = 5 * time.Second
+	rep, err := sim.Run(ctx, cfg, b.progress)
+	stopProf()
+	res.Profile = <-profDone
+	samples := sp.stop()
+	res.GenCPU = selfCPU() - genBefore
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if rep != nil {
+		rep.Calls = nil // the per-call figures would make the JSON huge
+		res.Report = rep
+	}
+	res.Use = summarize(samples, 0.95)
+	if res.Use.MaxActive > 0 && res.Use.PeakRSS > base.RSS {
+		res.RSSPerCall = float64(res.Use.PeakRSS-base.RSS) / res.Use.MaxActive
+	}
+	if res.Profile != "" {
+		res.TopFrames = topFrames(b.binary, res.Profile, 12)
+	}
+	if err := b.srv.alive(); err != nil {
+		res.Err = err.Error()
+	}
+	return res
+}
+
+// profileAtPlateau waits until nearly expect calls are in progress, then
+// takes a CPU profile of the server; it returns the profile's path ("" if
+// none was taken).
+func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int) string {
+	if b.profile <= 0 || expect <= 0 {
+		return ""
+	}
+	for {
+		active, err := b.srv.metric("ivrd_calls_active")
+		if err == nil && active >= 0.95*float64(expect) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	path := filepath.Join(b.srv.dir, fmt.Sprintf("cpu-%s-%d.pprof", kind, n))
+	if err := b.srv.profile(ctx, b.profile, path); err != nil {
+		b.log.Warn("profile", "step", kind, "n", n, "error", err)
+		return ""
+	}
+	return path
+}
+
+// topFrames is `go tool pprof -top`'s heaviest functions by flat time.
+func topFrames(binary, profile string, n int) []string {
+	out, err := exec.Command("go", "tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n), binary, profile).Output()
+	if err != nil {
+		return []string{"pprof: " + err.Error()}
+	}
+	var frames []string
+	started := false
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "flat") {
+			started = true
+			continue
+		}
+		if started && strings.TrimSpace(line) != "" {
+			frames = append(frames, strings.TrimSpace(line))
+		}
+	}
+	return frames
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// prefixWriter indents callsim's progress lines.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	_, err := fmt.Fprintf(p.w, "%s%s", p.prefix, b)
+	return len(b), err
+}
