@@ -71,6 +71,19 @@ func keyGrowth(before, after map[string]int) []string {
 	return out
 }
 
+// perCallGrowth is keyGrowth of the kinds that hold one key per call,
+// caller, agent or login (their pattern has a *): after a quiet wait none
+// may be left over. The other kinds are one key per skill or per server.
+func perCallGrowth(before, after map[string]int) []string {
+	var out []string
+	for _, g := range keyGrowth(before, after) {
+		if strings.Contains(g, "*") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // deleteKeys removes the bench's keys from Redis.
 func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
 	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()

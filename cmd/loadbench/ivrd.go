@@ -183,6 +183,8 @@ users:
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
+func (s *server) logPath() string { return filepath.Join(s.dir, "ivrd.log") }
+
 // stop ends ivrd with SIGTERM (SIGKILL after 15 s).
 func (s *server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil {

@@ -102,6 +102,10 @@ func TestKeyPattern(t *testing.T) {
 	if len(growth) != 2 || growth[0] != "b +2" || growth[1] != "c +1" {
 		t.Errorf("growth %v", growth)
 	}
+	per := perCallGrowth(map[string]int{"{q}:session:*": 1, "{q}:stats:billing": 0}, map[string]int{"{q}:session:*": 3, "{q}:stats:billing": 1})
+	if len(per) != 1 || per[0] != "{q}:session:* +2" {
+		t.Errorf("per-call growth %v", per)
+	}
 }
 
 func TestVerdicts(t *testing.T) {
@@ -119,7 +123,7 @@ func TestVerdicts(t *testing.T) {
 			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10},
 			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10},
 		},
-		After: &idleState{Goroutines: 41, Sockets: 12, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1}},
+		After: &idleState{Goroutines: 41, Sockets: 12, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1, "{q}:stats:billing": 1}},
 	}
 	got := map[string]string{}
 	for _, row := range r.verdicts() {
@@ -147,4 +151,23 @@ func TestVerdicts(t *testing.T) {
 	check("open sockets", "NO") // two more sockets than at idle
 	check("Redis keys", "yes")
 	check("RSS after", "yes")
+}
+
+func TestScanLog(t *testing.T) {
+	path := t.TempDir() + "/ivrd.log"
+	head := "time=1 level=WARN msg=\"before the step\"\n"
+	body := "time=2 level=INFO msg=\"call answered\" call_id=a\n" +
+		"time=3 level=WARN msg=\"RTP timeout\" call_id=a\n" +
+		"time=4 level=WARN msg=\"RTP timeout\" call_id=b\n" +
+		"time=5 level=ERROR msg=\"recording write failed: disk\" call_id=c\n"
+	if err := os.WriteFile(path, []byte(head+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	warn, errs, sample := scanLog(path, int64(len(head)), 5)
+	if warn != 2 || errs != 1 {
+		t.Errorf("warn %d, errors %d; want 2, 1", warn, errs)
+	}
+	if len(sample) != 2 || sample[0] != `msg="RTP timeout"` || sample[1] != `msg="recording write failed: disk"` {
+		t.Errorf("sample %q", sample)
+	}
 }

@@ -73,13 +73,16 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", s.Kind, s.N, s.Err)
 			continue
 		}
-		gen := 0.0
+		gen, cores, plateau := 0.0, s.Use.Cores, s.Use.PlateauS
 		if s.Use.Wall > 0 {
 			gen = s.GenCPU.Seconds() / s.Use.Wall.Seconds()
+			if s.Kind == "setup" { // no plateau: calls come and go at the rate
+				cores, plateau = s.Use.CPU.Seconds()/s.Use.Wall.Seconds(), s.Use.Wall.Seconds()
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t\n",
 			s.Kind, s.N, rep.Counts.Started, rep.Counts.Completed, rep.Counts.Failed+rep.Counts.CutOff, s.Use.MaxActive,
-			s.Use.Cores, s.Use.PlateauS, float64(s.Use.PeakRSS)/(1<<20), s.RSSPerCall/1024, gen,
+			cores, plateau, float64(s.Use.PeakRSS)/(1<<20), s.RSSPerCall/1024, gen,
 			rep.Setup.P50, rep.Setup.P99, rep.FirstPrompt.P99, rep.AcceptToAudio.P50, rep.AcceptToAudio.P99,
 			rep.CallerToAgent.Lost, rep.AgentToCaller.Lost,
 			rep.CallerToAgent.Latency.P50, rep.CallerToAgent.Latency.P99, rep.AgentToCaller.Latency.P50, rep.AgentToCaller.Latency.P99)
@@ -88,6 +91,17 @@ func (r *results) print(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	for _, s := range r.Steps {
+		if s.LogWarn+s.LogError > 0 {
+			fmt.Fprintf(w, "ivrd logged %d warnings and %d errors in the %s %d step, e.g.:\n", s.LogWarn, s.LogError, s.Kind, s.N)
+			for _, m := range s.LogSample {
+				fmt.Fprintf(w, "  %s\n", m)
+			}
+		}
+		if rep := s.Report; rep != nil && len(rep.Failures) > 0 {
+			fmt.Fprintf(w, "failures in the %s %d step: %v\n", s.Kind, s.N, rep.Failures)
+		}
+	}
 
 	fmt.Fprintln(w, "\nFigures against the targets")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -105,6 +119,7 @@ func (r *results) print(w io.Writer) {
 		for _, g := range keyGrowth(r.Idle.KeyKinds, r.After.KeyKinds) {
 			fmt.Fprintf(w, "  more keys: %s\n", g)
 		}
+		fmt.Fprintln(w, "  (kinds with a * hold one key per call, caller or login and must not grow; the others are one per skill)")
 	}
 	for _, s := range r.Steps {
 		if len(s.TopFrames) > 0 {
@@ -196,11 +211,11 @@ func (r *results) verdicts() [][4]string {
 	}
 	if a := r.After; a != nil {
 		i := r.Idle
-		growth := keyGrowth(i.KeyKinds, a.KeyKinds)
+		growth := perCallGrowth(i.KeyKinds, a.KeyKinds)
 		rows = append(rows,
 			[4]string{"goroutines after a quiet wait", fmt.Sprintf("%.0f (idle %.0f)", a.Goroutines, i.Goroutines), "idle level", yes(a.Goroutines <= i.Goroutines+leakGoroutineSlack)},
 			[4]string{"open sockets after a quiet wait", fmt.Sprintf("%d (idle %d)", a.Sockets, i.Sockets), "idle level", yes(a.Sockets <= i.Sockets)},
-			[4]string{"Redis keys after a quiet wait", fmt.Sprintf("%d (idle %d)", a.Keys, i.Keys), "idle level", yes(len(growth) == 0)},
+			[4]string{"Redis keys per call or login after a quiet wait", fmt.Sprintf("%d kinds grew (all keys: %d, idle %d)", len(growth), a.Keys, i.Keys), "none left", yes(len(growth) == 0)},
 			[4]string{"RSS after a quiet wait", fmt.Sprintf("%.1f MiB (idle %.1f)", float64(a.RSS)/(1<<20), float64(i.RSS)/(1<<20)),
 				fmt.Sprintf("idle level (+%d MiB)", leakRSSSlack>>20), yes(a.RSS <= i.RSS+leakRSSSlack)})
 	}

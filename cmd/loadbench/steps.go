@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"os/exec"
 	"path/filepath"
@@ -24,9 +26,12 @@ type stepResult struct {
 	Err    string      `json:"error,omitempty"`
 
 	Use        usage         `json:"usage"`
-	BaseRSS    int64         `json:"base_rss"`     // before the step
-	RSSPerCall float64       `json:"rss_per_call"` // (peak − base) / most calls at once
-	GenCPU     time.Duration `json:"loadgen_cpu"`  // loadbench's own CPU time (callers and agents)
+	BaseRSS    int64         `json:"base_rss"`             // before the step
+	RSSPerCall float64       `json:"rss_per_call"`         // (peak − base) / most calls at once
+	GenCPU     time.Duration `json:"loadgen_cpu"`          // loadbench's own CPU time (callers and agents)
+	LogWarn    int           `json:"log_warnings"`         // lines ivrd logged at WARN during the step
+	LogError   int           `json:"log_errors"`           // and at ERROR
+	LogSample  []string      `json:"log_sample,omitempty"` // the first few distinct messages of those
 	Profile    string        `json:"profile,omitempty"`
 	TopFrames  []string      `json:"top_frames,omitempty"`
 }
@@ -54,6 +59,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	if err := resetPeak(b.srv.pid); err != nil {
 		b.log.Warn("cannot reset the peak RSS; the peak is since start", "error", err)
 	}
+	logFrom := fileSize(b.srv.logPath())
 	genBefore := selfCPU()
 	sp := startSampler(b.srv, time.Second)
 
@@ -84,10 +90,58 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	if res.Profile != "" {
 		res.TopFrames = topFrames(b.binary, res.Profile, 12)
 	}
+	res.LogWarn, res.LogError, res.LogSample = scanLog(b.srv.logPath(), logFrom, 5)
 	if err := b.srv.alive(); err != nil {
 		res.Err = err.Error()
 	}
 	return res
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// scanLog counts the WARN and ERROR lines of ivrd's log after offset and
+// returns the first n distinct messages among them.
+func scanLog(path string, offset int64, n int) (warn, errs int, sample []string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, 0, nil
+	}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.Contains(line, "level=WARN"):
+			warn++
+		case strings.Contains(line, "level=ERROR"):
+			errs++
+		default:
+			continue
+		}
+		msg := line
+		if i := strings.Index(line, "msg="); i >= 0 {
+			msg = line[i:]
+			if j := strings.Index(msg[4:], "\" "); j >= 0 && strings.HasPrefix(msg, "msg=\"") {
+				msg = msg[:4+j+1]
+			}
+		}
+		if !seen[msg] && len(sample) < n {
+			seen[msg] = true
+			sample = append(sample, msg)
+		}
+	}
+	return warn, errs, sample
 }
 
 // profileAtPlateau waits until nearly expect calls are in progress, then
