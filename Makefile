@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -benchtime 1s
 
-.PHONY: all build run test bench lint fuzz prompts clean
+.PHONY: all build run test bench bench-quick lint fuzz prompts clean
 
 all: build
 
@@ -22,9 +22,16 @@ run: build
 test:
 	$(GO) test $(TEST_FLAGS) ./...
 
-## bench: Go benchmarks of the hot paths
-bench:
+## bench: Go benchmarks of the hot paths, then the capacity run (loadbench:
+## callsim against bin/ivrd on the Redis at 127.0.0.1:6379, and SIPp)
+LOADBENCH_FLAGS ?= -json bin/loadbench.json
+bench: build
 	$(GO) test $(BENCH_FLAGS) ./...
+	$(GO) run ./cmd/loadbench -ivrd bin/ivrd $(LOADBENCH_FLAGS)
+
+## bench-quick: a small capacity run that checks the bench itself works
+bench-quick: build
+	$(GO) run ./cmd/loadbench -ivrd bin/ivrd -quick
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +172,55 @@ func TestScanLog(t *testing.T) {
 	}
 	if len(sample) != 2 || sample[0] != `msg="RTP timeout"` || sample[1] != `msg="recording write failed: disk"` {
 		t.Errorf("sample %q", sample)
+	}
+}
+
+// TestQuickBench runs the bench end to end, small: it builds ivrd, starts
+// it on the Redis at 127.0.0.1:6379 and runs every step with tens of
+// calls, as `make bench-quick` does. Every step must complete cleanly and
+// every figure must be reported.
+func TestQuickBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs ivrd")
+	}
+	bin := t.TempDir() + "/ivrd"
+	if out, err := exec.Command("go", "build", "-o", bin, "../ivrd").CombinedOutput(); err != nil {
+		t.Fatalf("build ivrd: %v\n%s", err, out)
+	}
+	o := quickOptions(options{ivrd: bin, repo: "../..", redisURL: "redis://127.0.0.1:6379/0", out: t.TempDir()})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := runBench(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res.print(&out)
+	t.Log(out.String())
+	kinds := map[string]bool{}
+	for _, s := range res.Steps {
+		kinds[s.Kind] = true
+		if !s.clean() {
+			t.Errorf("%s %d: not clean: error %q, report %+v", s.Kind, s.N, s.Err, s.Report)
+			continue
+		}
+		if s.Use.CPU <= 0 || s.Use.PeakRSS <= 0 || s.Use.MaxActive < 1 {
+			t.Errorf("%s %d: ivrd's usage not measured: %+v", s.Kind, s.N, s.Use)
+		}
+	}
+	if !kinds["setup"] || !kinds["ivr"] || !kinds["bridged"] {
+		t.Errorf("steps %v", kinds)
+	}
+	if res.After == nil || res.After.Goroutines == 0 || res.Idle.Goroutines == 0 {
+		t.Errorf("no leak check: idle %+v, after %+v", res.Idle, res.After)
+	}
+	rows := map[string]bool{}
+	for _, v := range res.verdicts() {
+		rows[strings.Fields(v[0])[0]] = true
+	}
+	for _, want := range []string{"call", "callers", "calls", "relay", "RSS", "accept", "goroutines", "open", "Redis"} {
+		if !rows[want] {
+			t.Errorf("no verdict row starting %q", want)
+		}
 	}
 }

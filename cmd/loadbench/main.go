@@ -73,10 +73,7 @@ func main() {
 		fatal("-sipp: %v", err)
 	}
 	if o.quick {
-		o.setupRate, o.setupFor = 50, 3*time.Second
-		o.ivrSteps, o.bridgedSteps = []int{50}, []int{20}
-		o.arrival, o.plateau, o.quiet, o.profile = 50, 3*time.Second, 10*time.Second, 0
-		o.sippRates = nil
+		o = quickOptions(o)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -93,6 +90,16 @@ func main() {
 	if err != nil {
 		fatal("%v", err)
 	}
+}
+
+// quickOptions shrinks a run to tens of calls: it checks the bench works.
+func quickOptions(o options) options {
+	o.quick = true
+	o.setupRate, o.setupFor = 50, 3*time.Second
+	o.ivrSteps, o.bridgedSteps = []int{50}, []int{20}
+	o.arrival, o.plateau, o.quiet, o.profile = 50, 3*time.Second, 10*time.Second, 0
+	o.sippRates = nil
+	return o
 }
 
 func fatal(format string, a ...any) {
