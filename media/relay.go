@@ -50,8 +50,8 @@ func (s *Session) SetAudioSink(sink AudioSink) {
 }
 
 // Relay is another party's audio sent to the caller in place of the
-// session's own: while it is active the paced sender sends no prompt or
-// silence frames (a Play still runs its course, unheard), and each packet
+// session's own: while it is active the pacer sends no prompt or silence
+// frames (a Play still runs its course, unheard), and each packet
 // written goes out at once, in the session's stream (see SendStream).
 type Relay struct {
 	s *Session

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -50,15 +51,18 @@ var errPreempted = errors.New("playback replaced by a newer one")
 // source may take over (a NAT that rebinds the caller's port).
 const relatchAfter = 2 * time.Second
 
-// Session is the RTP endpoint of one call. The receive goroutine reads
-// packets, latches to the caller's address and turns DTMF into digits; the
-// send goroutine sends one continuous stream — one SSRC, continuous
+// Session is the RTP endpoint of one call. Its receive goroutine reads
+// packets, latches to the caller's address and turns DTMF into digits.
+// Toward the caller it sends one continuous stream — one SSRC, continuous
 // sequence numbers and timestamps — paced every 20 ms on absolute
 // deadlines, carrying prompt frames or silence — or, while a Relay is
-// active, another party's packets as they arrive (relay.go).
+// active, another party's packets as they arrive (relay.go). The paced
+// frames are sent by the process's pacer (pacer.go), which serves every
+// call from one goroutine per CPU rather than one per call.
 //
-// Lifecycle: NewSession binds the port, Start runs the goroutines, Play and
-// Digits serve the IVR, Close stops everything and releases the port.
+// Lifecycle: NewSession binds the port, Start runs the receive goroutine
+// and joins the pacer, Play and Digits serve the IVR, Close stops
+// everything and releases the port.
 type Session struct {
 	cfg   SessionConfig
 	log   *slog.Logger
@@ -71,15 +75,18 @@ type Session struct {
 	relatch atomic.Bool // set by SetRemote: the next valid source latches
 	lastRx  atomic.Int64
 
-	plays  chan *playback
-	digits chan Digit
+	pacer   *pacer
+	pace    pace                     // owned by the pacer
+	pending atomic.Pointer[playback] // handed over by Play, taken at the next frame
+	digits  chan Digit
 
-	// out is the stream toward the caller, shared by the paced sender and
-	// a relay (Relay.Write runs on the relay owner's goroutine).
+	// out is the stream toward the caller, shared by the pacer and a relay
+	// (Relay.Write runs on the relay owner's goroutine).
 	out struct {
 		sync.Mutex
 		stream *SendStream
-		relay  *Relay // the active relay: the paced sender is silent
+		relay  *Relay // the active relay: the paced frames are not sent
+		closed bool   // Close has begun: the pacer sends nothing more
 		buf    [12 + maxRelayPayload]byte
 	}
 	sink atomic.Pointer[AudioSink]
@@ -112,7 +119,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		log:    cfg.Logger,
 		conn:   conn,
 		port:   port,
-		plays:  make(chan *playback),
+		pacer:  sharedPacer(),
 		digits: make(chan Digit, 32),
 		done:   make(chan struct{}),
 	}
@@ -128,14 +135,16 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 // LocalPort is the bound RTP port.
 func (s *Session) LocalPort() int { return s.port }
 
-// Start runs the receive and send goroutines. Calling it twice does nothing.
+// Start runs the receive goroutine and starts the paced stream, its first
+// frame 20 ms from now. Calling it twice does nothing.
 func (s *Session) Start() {
 	s.startOnce.Do(func() {
 		s.start = time.Now()
 		s.lastRx.Store(0)
-		s.wg.Add(2)
+		s.wg.Add(1)
 		go s.receive()
-		go s.send()
+		s.pace = pace{epoch: s.start, n: 1, deadline: s.start.Add(FrameDuration)}
+		s.pacer.add(s)
 	})
 }
 
@@ -186,12 +195,15 @@ func (s *Session) Stats() SessionStats {
 	}
 }
 
-// Close stops the goroutines, closes the socket and releases the port. It
-// is safe to call more than once.
+// Close stops the goroutines, closes the socket and releases the port; no
+// paced frame is sent once it returns. It is safe to call more than once.
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.done)
+		s.out.Lock()
+		s.out.closed = true // the pacer drops the session at its next deadline
+		s.out.Unlock()
 		err = s.conn.Close()
 		s.wg.Wait()
 		s.cfg.Ports.Release(s.port)
@@ -224,24 +236,27 @@ func (pb *playback) next(l Law) []byte {
 // gone out, or when ctx is done (then at the next frame boundary, with
 // ctx.Err()). A Play started while another runs replaces it.
 func (s *Session) Play(ctx context.Context, prompts ...*Prompt) error {
-	// A Play whose context is already over must not reach the sender: the
-	// select below picks at random among ready cases, and handing it over
-	// would cut off the prompt that is playing.
+	// A Play whose context is already over must not reach the pacer:
+	// handing it over would cut off the prompt that is playing.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	pb := &playback{prompts: prompts, done: make(chan error, 1)}
 	select {
-	case s.plays <- pb:
-	case <-ctx.Done():
-		return ctx.Err()
 	case <-s.done:
 		return ErrSessionClosed
+	default:
+	}
+	pb := &playback{prompts: prompts, done: make(chan error, 1)}
+	if old := s.pending.Swap(pb); old != nil {
+		old.done <- errPreempted // replaced before its first frame
 	}
 	select {
 	case err := <-pb.done:
 		return err
 	case <-ctx.Done():
+		if s.pending.CompareAndSwap(pb, nil) {
+			return ctx.Err() // never started: the prompt playing goes on
+		}
 		pb.stopped.Store(true)
 		select {
 		case <-pb.done:
@@ -253,75 +268,78 @@ func (s *Session) Play(ctx context.Context, prompts ...*Prompt) error {
 	}
 }
 
-// send is the paced sender. Deadlines are absolute (start + n·20 ms) so
-// lateness in one tick never accumulates into drift; if the goroutine falls
-// more than a few frames behind (a stalled machine) it skips ahead, the
-// timestamp moving with the clock over the time skipped, instead of
-// bursting. While a relay is active it sends nothing: playback runs on,
-// unheard.
-func (s *Session) send() {
-	defer s.wg.Done()
+// silenceFrames are a frame of silence in each law, shared read-only.
+var silenceFrames = [2][]byte{
+	ULaw: bytes.Repeat([]byte{ULaw.Silence()}, FrameSamples),
+	ALaw: bytes.Repeat([]byte{ALaw.Silence()}, FrameSamples),
+}
+
+// pace is a session's place on its paced clock and what it is playing,
+// owned by the pacer once Start has handed the session over.
+type pace struct {
+	epoch    time.Time
+	n        int64     // the number of the next frame
+	deadline time.Time // when it is due: epoch + n·FrameDuration
+	cur      *playback
+	marker   bool // the next frame sent starts cur
+}
+
+// finish ends the current playback, if any, with err.
+func (p *pace) finish(err error) {
+	if p.cur != nil {
+		p.cur.done <- err
+		p.cur = nil
+	}
+}
+
+// sendFrame sends the frame due at s.pace.deadline — the next frame of the
+// playback or silence — and moves the deadline on by one frame; now is
+// about the deadline (at most coalesce before it). It reports false once
+// the session is closed: the pacer then drops it.
+//
+// Deadlines are absolute, so lateness in one frame never accumulates into
+// drift; if the session falls more than a few frames behind (a stalled
+// machine) it skips ahead, the timestamp moving with the clock over the
+// time skipped, instead of bursting. While a relay is active nothing is
+// sent: playback runs on, unheard.
+func (s *Session) sendFrame(now time.Time) bool {
+	p := &s.pace
+	if late := now.Sub(p.deadline); late > 3*FrameDuration {
+		p.n += int64(late / FrameDuration)
+		p.deadline = p.epoch.Add(time.Duration(p.n) * FrameDuration)
+	}
+	if pb := s.pending.Swap(nil); pb != nil {
+		p.finish(errPreempted)
+		p.cur, p.marker = pb, true
+	}
 	law := s.cfg.Law
-	silence := make([]byte, FrameSamples)
-	for i := range silence {
-		silence[i] = law.Silence()
-	}
-	var cur *playback
-	marker := false
-
-	finish := func(err error) {
-		if cur != nil {
-			cur.done <- err
-			cur = nil
+	payload := silenceFrames[law]
+	if p.cur != nil {
+		if p.cur.stopped.Load() {
+			p.finish(context.Canceled)
+		} else if f := p.cur.next(law); f != nil {
+			payload = f
+		} else {
+			p.finish(nil)
 		}
 	}
-	defer finish(ErrSessionClosed)
-
-	timer := time.NewTimer(FrameDuration)
-	defer timer.Stop()
-	epoch := time.Now()
-	var n int64
-	for {
-		n++
-		deadline := epoch.Add(time.Duration(n) * FrameDuration)
-		timer.Reset(time.Until(deadline))
-	wait:
-		for {
-			select {
-			case <-s.done:
-				return
-			case pb := <-s.plays:
-				finish(errPreempted)
-				cur, marker = pb, true
-			case <-timer.C:
-				break wait
-			}
-		}
-		if late := time.Since(deadline); late > 3*FrameDuration {
-			n += int64(late / FrameDuration)
-			deadline = epoch.Add(time.Duration(n) * FrameDuration)
-		}
-
-		payload := silence
-		if cur != nil {
-			if cur.stopped.Load() {
-				finish(context.Canceled)
-			} else if f := cur.next(law); f != nil {
-				payload = f
-			} else {
-				finish(nil)
-			}
-		}
-		s.out.Lock()
-		if remote := s.remote.Load(); remote != nil && s.sending.Load() && s.out.relay == nil {
-			seq, ts, m := s.out.stream.Frame(deadline, len(payload), marker && cur != nil)
-			if cur != nil {
-				marker = false
-			}
-			_ = s.writeLocked(remote, seq, ts, m, payload, time.Time{}) // a frame the socket refused is not counted as sent
-		}
+	s.out.Lock()
+	if s.out.closed {
 		s.out.Unlock()
+		p.finish(ErrSessionClosed)
+		return false
 	}
+	if remote := s.remote.Load(); remote != nil && s.sending.Load() && s.out.relay == nil {
+		seq, ts, m := s.out.stream.Frame(p.deadline, len(payload), p.marker && p.cur != nil)
+		if p.cur != nil {
+			p.marker = false
+		}
+		_ = s.writeLocked(remote, seq, ts, m, payload, time.Time{}) // a frame the socket refused is not counted as sent
+	}
+	s.out.Unlock()
+	p.n++
+	p.deadline = p.epoch.Add(time.Duration(p.n) * FrameDuration)
+	return true
 }
 
 // rtpHeader is what the receive path needs from a packet.

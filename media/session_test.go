@@ -579,6 +579,64 @@ func TestSessionPlayReplaces(t *testing.T) {
 	}
 }
 
+// TestSessionPlayHandoff: a Play waits for the pacer to take it at the next
+// frame; until then a newer Play replaces it, and one whose context ends
+// withdraws, so that the pacer never starts it. A session not started yet
+// holds the handoff still.
+func TestSessionPlayHandoff(t *testing.T) {
+	checkGoroutines(t)
+	p := newPeer(t)
+	s, err := NewSession(SessionConfig{Ports: newTestPool(t, 1), LocalIP: loopback, Logger: discard, Law: ULaw, Remote: p.addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, b := tonePrompt("a", 440, 3), tonePrompt("b", 1000, 3)
+
+	first := make(chan error, 1)
+	go func() { first <- s.Play(ctx, a) }()
+	eventually(t, time.Second, "the Play to be handed over", func() bool { return s.pending.Load() != nil })
+	bctx, bcancel := context.WithCancel(ctx)
+	second := make(chan error, 1)
+	go func() { second <- s.Play(bctx, b) }()
+	select {
+	case err := <-first:
+		if !errors.Is(err, errPreempted) {
+			t.Errorf("the Play replaced before it started = %v, want errPreempted", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the replaced Play did not return")
+	}
+	bcancel()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the withdrawn Play = %v, want context.Canceled", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a Play cancelled before the pacer took it did not return")
+	}
+	if s.pending.Load() != nil {
+		t.Error("the withdrawn Play is still waiting for the pacer")
+	}
+
+	s.Start()
+	for i := range 5 {
+		if pkt := p.next(time.Second); !isSilence(ULaw, pkt.Payload) {
+			t.Fatalf("packet %d carries sound: a replaced or withdrawn Play was started", i)
+		}
+	}
+	if err := s.Play(ctx, a); err != nil {
+		t.Fatalf("Play after Start = %v", err)
+	}
+	pkt := p.waitSound()
+	if !bytes.Equal(pkt.Payload, a.Frames(ULaw)[0]) || !pkt.Marker {
+		t.Errorf("the prompt started without its first frame (%v) or marker (%v)", bytes.Equal(pkt.Payload, a.Frames(ULaw)[0]), pkt.Marker)
+	}
+}
+
 func TestSessionPlayClosed(t *testing.T) {
 	checkGoroutines(t)
 	p := newPeer(t)

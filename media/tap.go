@@ -6,9 +6,9 @@ import "time"
 // for recording. Its methods run on the media path: they must not block,
 // must not keep the payload (it is valid only during the call) and should
 // not allocate. FromCaller is called from the receive goroutine only;
-// ToCaller calls are serialised (the paced sender and a relay's writer
-// take turns under the session's lock), so each method has one producer at
-// a time.
+// ToCaller calls are serialised (the pacer and a relay's writer take
+// turns under the session's lock), so each method has one producer at a
+// time.
 type Tap interface {
 	// FromCaller gets each valid audio packet from the caller (not
 	// telephone-events, not duplicates; late packets too) with its arrival

@@ -1,0 +1,150 @@
+package media
+
+import (
+	"net"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestPacerPhases: one pacer shard serves sessions started at different
+// moments; each keeps its own phase (its frames are due every 20 ms from
+// its own start, not on a common tick) and no frame leaves more than
+// coalesce before its deadline.
+func TestPacerPhases(t *testing.T) {
+	checkGoroutines(t)
+	pc := newPacer(1)
+	p := newPeer(t)
+	pool := newTestPool(t, 10)
+	const calls, frames = 10, 25
+	started := map[int]time.Time{} // by port: a moment no later than the session's start
+	for range calls {
+		s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, Remote: p.addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.pacer = pc
+		started[s.LocalPort()] = time.Now()
+		s.Start()
+		time.Sleep(2 * time.Millisecond) // phases about 2 ms apart
+	}
+
+	type first struct {
+		ts       uint32
+		earliest time.Duration // the least lateness seen
+	}
+	got := map[int]*first{}
+	counts := map[int]int{}
+	for done := 0; done < calls; {
+		pkt := p.next(time.Second)
+		port := pkt.from.Port
+		if counts[port] == frames {
+			continue
+		}
+		f := got[port]
+		if f == nil {
+			f = &first{ts: pkt.Timestamp, earliest: time.Hour}
+			got[port] = f
+		}
+		// Frame k (from 1) is due at start + k·20 ms. The first frame the
+		// peer got is frame 1 unless the session skipped ahead, which only
+		// makes this deadline earlier than the real one.
+		k := 1 + int((pkt.Timestamp-f.ts)/FrameSamples)
+		lateness := pkt.at.Sub(started[port].Add(time.Duration(k) * FrameDuration))
+		if lateness < -coalesce {
+			t.Errorf("port %d: frame %d arrived %v before its deadline", port, k, -lateness)
+		}
+		f.earliest = min(f.earliest, lateness)
+		if counts[port]++; counts[port] == frames {
+			done++
+		}
+	}
+	// A common tick would make some calls' frames 10 ms or more late.
+	var earliest []time.Duration
+	for _, f := range got {
+		earliest = append(earliest, f.earliest)
+	}
+	slices.Sort(earliest)
+	t.Logf("least lateness per call: %v", earliest)
+	if worst := earliest[len(earliest)-1]; worst > 6*time.Millisecond {
+		t.Errorf("a call's frames were never less than %v late: it does not keep its own phase", worst)
+	}
+}
+
+// TestPacerStopsWhenIdle: the pacer's goroutines run only while they have
+// sessions, and start again for the next one.
+func TestPacerStopsWhenIdle(t *testing.T) {
+	checkGoroutines(t)
+	pc := newPacer(2)
+	p := newPeer(t)
+	pool := newTestPool(t, 4)
+	running := func() (n int) {
+		for _, sh := range pc.shards {
+			sh.mu.Lock()
+			if sh.running {
+				n++
+			}
+			sh.mu.Unlock()
+		}
+		return n
+	}
+	start := func() *Session {
+		s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, Remote: p.addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.pacer = pc
+		s.Start()
+		return s
+	}
+	if running() != 0 {
+		t.Fatal("a new pacer runs before it has sessions")
+	}
+	a, b, c := start(), start(), start()
+	if n := running(); n != 2 {
+		t.Errorf("%d shards running with 3 sessions, want both", n)
+	}
+	for _, s := range []*Session{a, b, c} {
+		eventually(t, time.Second, "every session to send", func() bool { return s.Stats().PacketsOut > 0 })
+	}
+	a.Close()
+	b.Close()
+	c.Close()
+	eventually(t, time.Second, "the shards to stop", func() bool { return running() == 0 })
+	p.drain()
+	p.none(60 * time.Millisecond)
+
+	d := start()
+	if pkt := p.next(time.Second); pkt.from.Port != d.LocalPort() {
+		t.Errorf("a packet from port %d, want the new session's %d", pkt.from.Port, d.LocalPort())
+	}
+}
+
+// TestSendFrameDoesNotAllocate: the pacer's work per frame — a prompt
+// frame or silence, stamped and sent — allocates nothing.
+func TestSendFrameDoesNotAllocate(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: loopback}) // never reads: allocates nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, s := newReceiver(t, SessionConfig{Law: ULaw, Remote: conn.LocalAddr().(*net.UDPAddr)})
+	s.SetTap(&nopTap{})
+	now := time.Now()
+	s.pace = pace{epoch: now, n: 1, deadline: now.Add(FrameDuration)}
+	s.pending.Store(&playback{prompts: []*Prompt{tonePrompt("long", 440, 150)}, done: make(chan error, 1)})
+	if n := testing.AllocsPerRun(100, func() { s.sendFrame(s.pace.deadline) }); n != 0 {
+		t.Errorf("prompt frames: %v allocations per frame", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.sendFrame(s.pace.deadline) }); n != 0 {
+		t.Errorf("silence: %v allocations per frame", n)
+	}
+	if s.pace.cur != nil {
+		t.Error("the prompt is still playing: the test did not send silence")
+	}
+	if got := s.Stats().PacketsOut; got != 202 {
+		t.Errorf("%d packets sent, want 202", got)
+	}
+}
