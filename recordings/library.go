@@ -111,7 +111,7 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 		return nil
 	}
 	id := newID()
-	e := &entry{meta: Meta{ID: id, CallID: callID, Law: law.String(), Answered: answered, Choices: []Choice{}}}
+	e := &entry{meta: Meta{ID: id, CallID: callID, Law: law.String(), Answered: answered, Choices: []Choice{}}, version: 1}
 	e.meta.mark(SegmentIVR, "", answered)
 	e.active.Store(true)
 	r := &Recorder{

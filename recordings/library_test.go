@@ -228,6 +228,33 @@ func putRecording(t *testing.T, st Store, m Meta) {
 	}
 }
 
+// TestMetadataWrites: a recording's metadata is written when it opens, at
+// an update only if it changed since, and at the end.
+func TestMetadataWrites(t *testing.T) {
+	checkGoroutines(t)
+	fsStore, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{FileStore: fsStore}
+	lib := openLib(t, Config{Store: st, SyncEvery: time.Millisecond})
+	rec := lib.Start("meta-writes", media.ULaw, time.Now())
+	time.Sleep(2*tick + 100*time.Millisecond) // every pass updates
+	if n := st.puts.Load(); n != 1 {
+		t.Errorf("unchanged: metadata written %d times, want once", n)
+	}
+	rec.Mark(SegmentQueue, "billing")
+	time.Sleep(tick + 100*time.Millisecond)
+	if n := st.puts.Load(); n != 2 {
+		t.Errorf("after a change: metadata written %d times, want 2", n)
+	}
+	rec.Close(time.Now())
+	rec.Wait()
+	if n := st.puts.Load(); n != 3 {
+		t.Errorf("at the end: metadata written %d times, want 3", n)
+	}
+}
+
 // TestRetention: Sweep deletes complete recordings older than the
 // retention, never one being written, nothing with 0 days; a deletion cut
 // off between the WAV and its metadata is cleaned at the next start.

@@ -338,10 +338,10 @@ func errString(err error) string {
 type entry struct {
 	mu      sync.Mutex // guards meta and version
 	meta    Meta
-	version uint64 // bumped by every change
+	version uint64 // bumped by every change; a new recording's starts at 1, not yet written
 
 	saveMu sync.Mutex // serialises writes of the metadata
-	saved  uint64     // the version last written
+	saved  uint64     // the version last written (0: as found in the store)
 
 	active atomic.Bool // being written: never deleted
 }
@@ -365,7 +365,7 @@ func (e *entry) save(st Store, id string) error {
 	defer e.saveMu.Unlock()
 	e.mu.Lock()
 	v := e.version
-	if v == e.saved && v != 0 {
+	if v == e.saved {
 		e.mu.Unlock()
 		return nil
 	}
