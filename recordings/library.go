@@ -1,6 +1,7 @@
 package recordings
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -22,7 +24,7 @@ type Config struct {
 	Store Store  // where recordings live; default: a FileStore in Dir
 
 	Disabled bool // record nothing (Start returns nil); the index still serves old recordings
-	Buffer   int  // 20 ms frames buffered per direction between the media path and the writer (default 500: 10 s)
+	Buffer   int  // 20 ms frames buffered per direction between the media path and the writer (default 100: 2 s)
 
 	RetentionDays int           // delete recordings older than this many days; 0: keep for ever
 	SweepEvery    time.Duration // how often retention runs (default 1 h)
@@ -39,20 +41,26 @@ type Library struct {
 	store Store
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	byID   map[string]*entry
-	byCall map[string]*entry // the latest recording of a call id
-	writes sync.WaitGroup    // recorders still writing
+	mu      sync.Mutex
+	byID    map[string]*entry
+	byCall  map[string]*entry // the latest recording of a call id
+	next    int               // the writer the next recording goes to
+	closing bool              // Close was called: Start records nothing
+
+	pool    []*writer      // the writer goroutines, one per CPU
+	writers sync.WaitGroup // running writer goroutines
+	sealing sync.WaitGroup // recordings being synced and closed (Recorder.seal)
+	quit    chan struct{}  // closed by Close: writers end when their recordings are written
 
 	cancel    context.CancelFunc
 	sweepDone chan struct{}
 }
 
 // Open opens the store, repairs and indexes what is in it, and starts the
-// retention job. Close stops it.
+// retention job and the writers. Close stops them.
 func Open(cfg Config) (*Library, error) {
 	if cfg.Buffer <= 0 {
-		cfg.Buffer = 500
+		cfg.Buffer = 100
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = time.Hour
@@ -80,17 +88,34 @@ func Open(cfg Config) (*Library, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel, l.sweepDone = cancel, make(chan struct{})
 	go l.retention(ctx)
+	l.quit = make(chan struct{})
+	if !cfg.Disabled {
+		for range runtime.GOMAXPROCS(0) {
+			w := newWriter(l)
+			l.pool = append(l.pool, w)
+			l.writers.Add(1)
+			go w.run(l.quit)
+		}
+	}
 	return l, nil
 }
 
 // Close stops the retention job and waits, until ctx ends, for recorders
-// still writing (their calls must have closed them).
+// still writing (their calls must have closed them); the writers end when
+// those are written. After Close, Start records nothing.
 func (l *Library) Close(ctx context.Context) error {
 	l.cancel()
 	<-l.sweepDone
+	l.mu.Lock()
+	if !l.closing {
+		l.closing = true
+		close(l.quit)
+	}
+	l.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		l.writes.Wait()
+		l.writers.Wait()
+		l.sealing.Wait()
 		close(done)
 	}()
 	select {
@@ -102,9 +127,9 @@ func (l *Library) Close(ctx context.Context) error {
 }
 
 // Start begins recording a call answered at answered (the recording's
-// first sample), in the caller's law. It touches no disk (the recorder's
-// goroutine does) and cannot fail; with recording disabled it returns nil,
-// on which every Recorder method does nothing. Feed it with
+// first sample), in the caller's law. It touches no disk (a writer does)
+// and cannot fail; with recording disabled, or after Close, it returns
+// nil, on which every Recorder method does nothing. Feed it with
 // Session.SetTap, end it with Close.
 func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recorder {
 	if l == nil || l.cfg.Disabled {
@@ -117,20 +142,27 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 	r := &Recorder{
 		lib: l, e: e, id: id, law: law, start: answered,
 		log:  l.log.With("call_id", callID, "recording", id),
-		stop: make(chan time.Time, 1), done: make(chan struct{}),
+		done: make(chan struct{}), end: -1,
+		win: bytes.Repeat([]byte{law.Silence()}, windowSamples*channels),
 	}
 	r.legs[left], r.legs[right] = newRing(l.cfg.Buffer), newRing(l.cfg.Buffer)
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return nil
+	}
 	l.byID[id] = e
 	l.byCall[callID] = e
-	l.writes.Add(1)
-	l.mu.Unlock()
-	go r.run()
+	// Given under l.mu, so a writer never misses a recording given
+	// before Close (which sets closing under it).
+	r.w = l.pool[l.next%len(l.pool)]
+	l.next++
+	r.w.give(r)
 	return r
 }
 
-// finished is called by a recorder's goroutine at its end; ok is false
-// when nothing usable was written.
+// finished is called when a recording is sealed; ok is false when
+// nothing usable was written.
 func (l *Library) finished(r *Recorder, ok bool) {
 	l.mu.Lock()
 	if !ok {
@@ -141,7 +173,6 @@ func (l *Library) finished(r *Recorder, ok bool) {
 	}
 	r.e.active.Store(false)
 	l.mu.Unlock()
-	l.writes.Done()
 }
 
 // Query selects recordings for List. Zero fields do not filter.

@@ -46,8 +46,8 @@ func (b slowBlob) WriteAt(p []byte, off int64) (int, error) {
 
 // TestDiskTrouble: a disk that stops (writes block) or is full (writes
 // fail) loses recording frames, counted in the metadata, and never slows
-// the call: the session keeps sending every 20 ms and the caller's audio
-// keeps arriving.
+// the call: the session keeps sending every 20 ms, the caller's audio
+// keeps arriving, and Close returns at once while the disk is stuck.
 func TestDiskTrouble(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -80,10 +80,14 @@ func TestDiskTrouble(t *testing.T) {
 			if got := c.s.Stats().PacketsIn; got < 95 {
 				t.Errorf("the session received %d of 100 packets", got)
 			}
+			closing := time.Now()
+			c.rec.Close(closing)
+			if d := time.Since(closing); d > 20*time.Millisecond {
+				t.Errorf("Close took %v: it waited for the disk", d)
+			}
 			if tc.block {
 				close(st.release)
 			}
-			c.rec.Close(time.Now())
 			c.rec.Wait()
 			m, err := lib.Get(c.rec.ID())
 			if err != nil {
@@ -112,7 +116,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCrashRepaired")
 	}
-	lib, err := Open(Config{Dir: dir, SyncEvery: 200 * time.Millisecond, Logger: discard})
+	lib, err := Open(Config{Dir: dir, SyncEvery: time.Second, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +129,22 @@ func TestCrashChild(t *testing.T) {
 		now := time.Now()
 		rec.FromCaller(media.AudioPacket{SSRC: 1, Sequence: uint16(i), Timestamp: uint32(i * media.FrameSamples), Payload: toneFrame(media.ULaw, 440, i)}, now)
 		rec.ToCaller(media.AudioPacket{SSRC: 2, Sequence: uint16(i), Timestamp: uint32(i * media.FrameSamples), Payload: toneFrame(media.ULaw, 1000, i)}, now)
-		if i == 75 { // 1.5 s: several header updates written
-			once.Do(func() { os.Stdout.WriteString("READY\n") })
+		// Ready to be killed once a header update covers a second of audio
+		// and more has been written since (the next update is most of a
+		// second away).
+		raw, err := os.ReadFile(filepath.Join(dir, rec.ID()+".wav"))
+		if err == nil && len(raw) >= wavHeaderSize {
+			hdr, data := dataSize(raw), int64(len(raw)-wavHeaderSize)
+			if hdr >= media.SampleRate*bytesPerFrame && data > hdr {
+				once.Do(func() { os.Stdout.WriteString("READY\n") })
+			}
 		}
 	})
+}
+
+// dataSize is the data size a WAV's header gives.
+func dataSize(raw []byte) int64 {
+	return int64(raw[40]) | int64(raw[41])<<8 | int64(raw[42])<<16 | int64(raw[43])<<24
 }
 
 // TestCrashRepaired: a server killed mid-recording leaves a WAV whose
@@ -164,7 +180,6 @@ func TestCrashRepaired(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the child never got ready")
 	}
-	time.Sleep(250 * time.Millisecond) // data written after the last header update
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +193,11 @@ func TestCrashRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := int64(raw[40]) | int64(raw[41])<<8 | int64(raw[42])<<16 | int64(raw[43])<<24
+	hdr := dataSize(raw)
 	t.Logf("after the kill: %d bytes of data, the header says %d", len(raw)-wavHeaderSize, hdr)
+	if hdr >= int64(len(raw)-wavHeaderSize) {
+		t.Fatal("the header is not behind the data: nothing to repair")
+	}
 
 	checkGoroutines(t)
 	lib := openLib(t, Config{Dir: dir})
@@ -201,8 +219,7 @@ func TestCrashRepaired(t *testing.T) {
 		t.Error("the repaired recording lost its audio")
 	}
 	raw, _ = os.ReadFile(wavs[0])
-	hdr = int64(raw[40]) | int64(raw[41])<<8 | int64(raw[42])<<16 | int64(raw[43])<<24
-	if hdr != int64(len(raw)-wavHeaderSize)&^3 {
+	if hdr := dataSize(raw); hdr != int64(len(raw)-wavHeaderSize)&^3 {
 		t.Errorf("repaired header says %d bytes of data, the file has %d", hdr, len(raw)-wavHeaderSize)
 	}
 }
@@ -279,6 +296,14 @@ func TestRetention(t *testing.T) {
 		t.Errorf("metadata without audio kept: %v", err)
 	}
 	rec := lib.Start("active", media.ULaw, time.Now())
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := st.Stat(rec.ID() + ".wav"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the active recording's WAV was never created")
+		}
+	}
 
 	if n, _ := lib.Sweep(now.Add(365*24*time.Hour), 0); n != 0 {
 		t.Errorf("0 days deleted %d", n)
