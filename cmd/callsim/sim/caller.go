@@ -63,8 +63,10 @@ func (s *sim) runCaller(ctx context.Context, leg *callerLeg) {
 	}
 	leg.callID, leg.inviteAt, leg.answeredAt = call.ID, call.InviteAt, call.AnsweredAt
 	rx := newReceiver(KindAgent)
+	var stream streamMeter
 	call.OnPacket(func(f testcaller.Frame, payload []byte) {
 		if f.PT == media.ULaw.PayloadType() {
+			stream.add(f.SSRC, f.Seq, f.TS, f.At)
 			rx.packet(payload, f.At)
 		}
 	})
@@ -75,6 +77,7 @@ func (s *sim) runCaller(ctx context.Context, leg *callerLeg) {
 		leg.firstSoundAt = call.FirstSoundAt()
 		leg.fromAgent = rx.result()
 		s.agentToCaller.add(&rx.meter)
+		s.fromServer.add(&stream)
 		s.log.Debug("call ended", "call_id", leg.callID, "outcome", leg.outcome, "reason", leg.reason)
 	}()
 	if cfg.FirstPrompt {

@@ -27,6 +27,9 @@ type Report struct {
 
 	CallerToAgent Direction `json:"caller_to_agent"`
 	AgentToCaller Direction `json:"agent_to_caller"`
+	// FromServer is the whole stream the server sent the callers, stamped
+	// or not: its loss, jitter and gaps tell how well it was paced.
+	FromServer ServerStream `json:"from_server"`
 
 	Calls []CallResult `json:"calls"`
 }
@@ -89,7 +92,7 @@ func span(a, b time.Time) time.Duration {
 // (by call_id, which ivrd takes from the SIP Call-ID, else by the caller's
 // stamps heard at the agent) and sums up. c2a and a2c are the audio of
 // every call, added up as each call ended.
-func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*callerLeg, agentLegs []agentLeg, c2a, a2c *dirSum) *Report {
+func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*callerLeg, agentLegs []agentLeg, c2a, a2c *dirSum, fromServer *streamSum) *Report {
 	byID := map[string]*agentLeg{}
 	byStream := map[int]*agentLeg{}
 	for i := range agentLegs {
@@ -159,6 +162,7 @@ func buildReport(cfg *Config, start time.Time, elapsed time.Duration, legs []*ca
 	r.Counts.Started = len(legs)
 	r.Setup, r.FirstPrompt, r.TimeToAgent, r.AcceptToAudio = setup.Summary(), prompt.Summary(), toAgent.Summary(), toAudio.Summary()
 	r.CallerToAgent, r.AgentToCaller = c2a.direction(), a2c.direction()
+	r.FromServer = fromServer.result()
 	return r
 }
 
@@ -225,6 +229,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("relay latency agent → caller (packets)", r.AgentToCaller.Latency)
 	row("jitter caller → agent (calls)", r.CallerToAgent.Jitter)
 	row("jitter agent → caller (calls)", r.AgentToCaller.Jitter)
+	row("server stream jitter (calls)", r.FromServer.Jitter)
+	row("server stream longest gap (calls)", r.FromServer.MaxGap)
 	b.WriteString("\n")
 	for _, d := range []struct {
 		name string
@@ -232,6 +238,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}{{"caller → agent", r.CallerToAgent}, {"agent → caller", r.AgentToCaller}} {
 		fmt.Fprintf(&b, "loss %s: %d of %d packets (%.2f%%)\n", d.name, d.d.Lost, d.d.Packets+d.d.Lost, d.d.LossPct)
 	}
+	fs := r.FromServer
+	fmt.Fprintf(&b, "loss server → callers (whole stream): %d of %d packets (%.2f%%)\n", fs.Lost, fs.Packets+fs.Lost, fs.LossPct)
 	if len(r.Failures) == 0 {
 		b.WriteString("failures: none\n")
 	} else {

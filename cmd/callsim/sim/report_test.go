@@ -68,7 +68,7 @@ func TestBuildReport(t *testing.T) {
 		agentSide("agent2", "f", 4000, 0, newReceiver(KindCaller)), // abandoned while ringing
 	}
 	cfg := &Config{Target: "sip:x@y", Agents: []Account{{"agent1", "agent1"}, {"agent2", "agent2"}}}
-	r := buildReport(cfg, t0, 10*time.Second, legs, agentLegs, &c2a, &a2c)
+	r := buildReport(cfg, t0, 10*time.Second, legs, agentLegs, &c2a, &a2c, &streamSum{})
 
 	if r.Counts != (Counts{Started: 6, Completed: 2, Abandoned: 1, Failed: 3}) {
 		t.Errorf("counts %+v", r.Counts)

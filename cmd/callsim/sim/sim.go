@@ -35,6 +35,7 @@ type sim struct {
 
 	// The audio of every call, added as each ends.
 	callerToAgent, agentToCaller dirSum
+	fromServer                   streamSum
 }
 
 // Run places the calls cfg describes against the target, with cfg's agents
@@ -82,7 +83,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	for _, a := range agents {
 		agentLegs = append(agentLegs, a.legs...)
 	}
-	return buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller), nil
+	return buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller, &s.fromServer), nil
 }
 
 func (s *sim) startAgents(ctx context.Context) ([]*agent, error) {
