@@ -106,6 +106,24 @@ func Login(ctx context.Context, baseURL, user, password string) (string, error) 
 	return out.Token, nil
 }
 
+// Logout ends the session of token, as the page's "Log out" does.
+func Logout(ctx context.Context, baseURL, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/logout", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		return &StatusError{Status: res.StatusCode, Message: "logout refused"}
+	}
+	return nil
+}
+
 // StatusError is an HTTP refusal.
 type StatusError struct {
 	Status  int

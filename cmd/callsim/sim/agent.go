@@ -167,6 +167,11 @@ func (a *agent) stop() {
 	defer cancel()
 	_ = a.bot.SetState(ctx, "offline", "")
 	a.bot.Close()
+	// Log out, as an agent ends a shift: the session ends now rather
+	// than when it expires, and the server forgets the agent at once.
+	if err := agentbot.Logout(ctx, a.cfg.HTTP, a.bot.Token()); err != nil {
+		a.log.Warn("log out", "error", err)
+	}
 }
 
 // sleep waits d; false when ctx ended first.
