@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,9 +18,13 @@ type idleState struct {
 	Goroutines float64        `json:"goroutines"`
 	FDs        int            `json:"fds"`
 	Sockets    int            `json:"sockets"`
+	UDP        int            `json:"udp_sockets"`
 	RSS        int64          `json:"rss"`
 	Keys       int            `json:"redis_keys"`
 	KeyKinds   map[string]int `json:"redis_key_kinds"` // key pattern → how many
+	// GoroutineKinds are the most common goroutines by the function that
+	// started them, "count function".
+	GoroutineKinds []string `json:"goroutine_kinds"`
 }
 
 // readIdle samples the server and counts its Redis keys by pattern.
@@ -28,10 +34,11 @@ func readIdle(ctx context.Context, srv *server, rdb *redis.Client) (idleState, e
 	if err != nil {
 		return st, err
 	}
-	st.FDs, st.Sockets, st.RSS = ps.FDs, ps.Sockets, ps.RSS
+	st.FDs, st.Sockets, st.UDP, st.RSS = ps.FDs, ps.Sockets, ps.UDP, ps.RSS
 	if st.Goroutines, err = srv.metric("go_goroutines"); err != nil {
 		return st, err
 	}
+	st.GoroutineKinds = srv.goroutineKinds(8)
 	st.KeyKinds = map[string]int{}
 	iter := rdb.Scan(ctx, 0, srv.prefix+":*", 1000).Iterator()
 	for iter.Next(ctx) {
@@ -103,4 +110,59 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
 		}
 	}
 	return iter.Err()
+}
+
+// goroutineKinds groups the server's goroutines by the function that
+// started them (from /debug/pprof/goroutine?debug=1) and returns the n
+// most common as "count function".
+func (s *server) goroutineKinds(n int) []string {
+	resp, err := http.Get("http://" + s.pprof + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil
+	}
+	return groupGoroutines(string(b), n)
+}
+
+// groupGoroutines reads a debug=1 goroutine profile: blocks of "N @ pcs"
+// followed by "#\tpc\tfunction+off\tfile:line" frames, innermost first.
+func groupGoroutines(profile string, n int) []string {
+	counts := map[string]int{}
+	for _, block := range strings.Split(profile, "\n\n") {
+		lines := strings.Split(strings.TrimSpace(block), "\n")
+		if strings.HasPrefix(lines[0], "goroutine profile:") {
+			lines = lines[1:] // the header comes with the first block
+		}
+		var count int
+		if len(lines) == 0 {
+			continue
+		}
+		if _, err := fmt.Sscanf(lines[0], "%d @", &count); err != nil {
+			continue
+		}
+		outer := ""
+		for _, l := range lines[1:] {
+			if f := strings.Split(l, "\t"); len(f) >= 3 && strings.HasPrefix(l, "#") {
+				outer = f[2]
+			}
+		}
+		if i := strings.LastIndex(outer, "+0x"); i >= 0 {
+			outer = outer[:i]
+		}
+		counts[outer] += count
+	}
+	kinds := make([]string, 0, len(counts))
+	for k := range counts {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int { return counts[b] - counts[a] })
+	var out []string
+	for _, k := range kinds[:min(n, len(kinds))] {
+		out = append(out, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	return out
 }

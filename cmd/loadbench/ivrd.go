@@ -160,7 +160,7 @@ queue:
 agents:
   ring_timeout: 15s
   wrap_up_timeout: 60s
-  reconnect_grace: 30s
+  reconnect_grace: 5s     # agents the bench logged out leave within the quiet wait
   call_grace: 10s
 webrtc:
   udp_port: %d
@@ -218,6 +218,7 @@ type procSample struct {
 	Threads int
 	FDs     int
 	Sockets int // of FDs, sockets
+	UDP     int // of the sockets, UDP: SIP, RTP and WebRTC, one or two per call
 }
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
@@ -270,16 +271,40 @@ func readProc(pid int) (procSample, error) {
 			ps.Threads = int(n)
 		}
 	}
+	udp := udpInodes(pid)
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err == nil {
 		ps.FDs = len(fds)
 		for _, fd := range fds {
-			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:") {
-				ps.Sockets++
+			l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if err != nil || !strings.HasPrefix(l, "socket:[") {
+				continue
+			}
+			ps.Sockets++
+			if udp[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] {
+				ps.UDP++
 			}
 		}
 	}
 	return ps, nil
+}
+
+// udpInodes are the inodes of the UDP sockets in the process's network
+// namespace (/proc/<pid>/net/udp and udp6, tenth field).
+func udpInodes(pid int) map[string]bool {
+	inodes := map[string]bool{}
+	for _, name := range []string{"udp", "udp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, name))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(line); len(f) >= 10 {
+				inodes[f[9]] = true
+			}
+		}
+	}
+	return inodes
 }
 
 // resetPeak restarts the process's RSS high-water mark (VmHWM) from its

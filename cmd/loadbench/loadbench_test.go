@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"runtime/debug"
@@ -40,6 +41,18 @@ func TestReadProcSelf(t *testing.T) {
 	}
 	if after.FDs != before.FDs+1 {
 		t.Errorf("fds %d → %d after opening one file", before.FDs, after.FDs)
+	}
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	withUDP, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withUDP.UDP != after.UDP+1 || withUDP.Sockets != after.Sockets+1 {
+		t.Errorf("UDP %d → %d, sockets %d → %d after opening a UDP socket", after.UDP, withUDP.UDP, after.Sockets, withUDP.Sockets)
 	}
 	_ = x
 }
@@ -119,14 +132,14 @@ func TestVerdicts(t *testing.T) {
 		return r
 	}
 	r := &results{
-		Idle: idleState{Goroutines: 40, Sockets: 10, RSS: 50 << 20, KeyKinds: map[string]int{"x": 1}},
+		Idle: idleState{Goroutines: 40, Sockets: 10, UDP: 3, RSS: 50 << 20, KeyKinds: map[string]int{"x": 1}},
 		Steps: []stepResult{
 			{Kind: "setup", N: 500, Report: rep(5000, 5000, 0, 0)},
 			{Kind: "ivr", N: 1000, Report: rep(1000, 1000, 0, 0), RSSPerCall: 50 << 10},
 			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10},
 			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10},
 		},
-		After: &idleState{Goroutines: 41, Sockets: 12, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1, "{q}:stats:billing": 1}},
+		After: &idleState{Goroutines: 41, Sockets: 12, UDP: 4, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1, "{q}:stats:billing": 1}},
 	}
 	got := map[string]string{}
 	for _, row := range r.verdicts() {
@@ -151,7 +164,7 @@ func TestVerdicts(t *testing.T) {
 	check("RSS per call", "NO 70.0 KiB (bridged 500)")
 	check("accept → first caller audio", "yes")
 	check("goroutines", "yes")
-	check("open sockets", "NO") // two more sockets than at idle
+	check("UDP sockets", "NO") // one more UDP socket than at idle
 	check("Redis keys", "yes")
 	check("RSS after", "yes")
 }
@@ -218,9 +231,19 @@ func TestQuickBench(t *testing.T) {
 	for _, v := range res.verdicts() {
 		rows[strings.Fields(v[0])[0]] = true
 	}
-	for _, want := range []string{"call", "callers", "calls", "relay", "RSS", "accept", "goroutines", "open", "Redis"} {
+	for _, want := range []string{"call", "callers", "calls", "relay", "RSS", "accept", "goroutines", "UDP", "Redis"} {
 		if !rows[want] {
 			t.Errorf("no verdict row starting %q", want)
 		}
+	}
+}
+
+func TestGroupGoroutines(t *testing.T) {
+	profile := "goroutine profile: total 5\n3 @ 0x1 0x2\n#\t0x1\truntime.gopark+0x10\t/x.go:1\n#\t0x2\tivrd/agents.(*agent).run+0x3c\t/a.go:9\n\n" +
+		"1 @ 0x3\n#\t0x3\tivrd/queue.(*Queue).supervise.func1+0x61\t/q.go:66\n\n" +
+		"1 @ 0x4 0x5\n#\t0x4\truntime.gopark+0x10\t/x.go:1\n#\t0x5\tivrd/agents.(*agent).run+0x99\t/a.go:12\n"
+	got := groupGoroutines(profile, 5)
+	if len(got) != 2 || got[0] != "4 ivrd/agents.(*agent).run" || got[1] != "1 ivrd/queue.(*Queue).supervise.func1" {
+		t.Errorf("groups %q", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -205,6 +206,10 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		case <-time.After(o.quiet):
 		case <-ctx.Done():
 		}
+		// The bench's own idle keep-alive connections (agents' logins,
+		// metrics) are the client's, not the server's: close them first.
+		http.DefaultClient.CloseIdleConnections()
+		time.Sleep(time.Second)
 		after, err := readIdle(ctx, srv, rdb)
 		if err != nil {
 			return res, err

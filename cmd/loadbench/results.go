@@ -59,14 +59,14 @@ func (s stepResult) clean() bool {
 	if s.Err != "" || r == nil || r.Counts.Started == 0 {
 		return false
 	}
-	return r.Counts.Failed == 0 && r.Counts.CutOff == 0 && r.CallerToAgent.Lost == 0 && r.AgentToCaller.Lost == 0
+	return r.Counts.Failed == 0 && r.Counts.CutOff == 0 && r.CallerToAgent.Lost == 0 && r.AgentToCaller.Lost == 0 && r.FromServer.Lost == 0
 }
 
 // print writes the steps and the figures next to their targets.
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nloadbench %s on %s\n%s\n\n", r.Started.Format(time.RFC3339), r.Machine, r.Options)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tn\tstarted\tdone\tfailed\tmax at once\tivrd cores\tplateau s\tpeak RSS MiB\tKiB/call\tloadgen cores\tsetup p50/p99 ms\tprompt p99 ms\taccept→audio p50/p99 ms\tc→a loss\ta→c loss\tc→a p50/p99 ms\ta→c p50/p99 ms\t")
+	fmt.Fprintln(tw, "step\tn\tstarted\tdone\tfailed\tmax at once\tivrd cores\tplateau s\tpeak RSS MiB\tKiB/call\tloadgen cores\tsetup p50/p99 ms\tprompt p99 ms\taccept→audio p50/p99 ms\tc→a loss\ta→c loss\tc→a p50/p99 ms\ta→c p50/p99 ms\tstream loss\tstream jitter p99 ms\tlongest gap p99 ms\t")
 	for _, s := range r.Steps {
 		rep := s.Report
 		if rep == nil {
@@ -80,12 +80,13 @@ func (r *results) print(w io.Writer) {
 				cores, plateau = s.Use.CPU.Seconds()/s.Use.Wall.Seconds(), s.Use.Wall.Seconds()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t%d\t%.1f\t%.0f\t\n",
 			s.Kind, s.N, rep.Counts.Started, rep.Counts.Completed, rep.Counts.Failed+rep.Counts.CutOff, s.Use.MaxActive,
 			cores, plateau, float64(s.Use.PeakRSS)/(1<<20), s.RSSPerCall/1024, gen,
 			rep.Setup.P50, rep.Setup.P99, rep.FirstPrompt.P99, rep.AcceptToAudio.P50, rep.AcceptToAudio.P99,
 			rep.CallerToAgent.Lost, rep.AgentToCaller.Lost,
-			rep.CallerToAgent.Latency.P50, rep.CallerToAgent.Latency.P99, rep.AgentToCaller.Latency.P50, rep.AgentToCaller.Latency.P99)
+			rep.CallerToAgent.Latency.P50, rep.CallerToAgent.Latency.P99, rep.AgentToCaller.Latency.P50, rep.AgentToCaller.Latency.P99,
+			rep.FromServer.Lost, rep.FromServer.Jitter.P99, rep.FromServer.MaxGap.P99)
 		if s.Err != "" {
 			fmt.Fprintf(tw, "\terror: %s\t\n", s.Err)
 		}
@@ -113,13 +114,16 @@ func (r *results) print(w io.Writer) {
 
 	if r.After != nil {
 		fmt.Fprintln(w, "\nAfter the load and a quiet wait (idle → after)")
-		fmt.Fprintf(w, "  goroutines %.0f → %.0f, fds %d → %d (sockets %d → %d), RSS %.1f → %.1f MiB, Redis keys %d → %d\n",
-			r.Idle.Goroutines, r.After.Goroutines, r.Idle.FDs, r.After.FDs, r.Idle.Sockets, r.After.Sockets,
+		fmt.Fprintf(w, "  goroutines %.0f → %.0f, fds %d → %d (sockets %d → %d, UDP %d → %d), RSS %.1f → %.1f MiB, Redis keys %d → %d\n",
+			r.Idle.Goroutines, r.After.Goroutines, r.Idle.FDs, r.After.FDs, r.Idle.Sockets, r.After.Sockets, r.Idle.UDP, r.After.UDP,
 			float64(r.Idle.RSS)/(1<<20), float64(r.After.RSS)/(1<<20), r.Idle.Keys, r.After.Keys)
 		for _, g := range keyGrowth(r.Idle.KeyKinds, r.After.KeyKinds) {
 			fmt.Fprintf(w, "  more keys: %s\n", g)
 		}
 		fmt.Fprintln(w, "  (kinds with a * hold one key per call, caller or login and must not grow; the others are one per skill)")
+		if r.After.Goroutines > r.Idle.Goroutines {
+			fmt.Fprintf(w, "  goroutines by the function that started them, idle: %v\n  after: %v\n", r.Idle.GoroutineKinds, r.After.GoroutineKinds)
+		}
 	}
 	for _, s := range r.Steps {
 		if len(s.TopFrames) > 0 {
@@ -174,10 +178,12 @@ func (r *results) verdicts() [][4]string {
 		return b, found
 	}
 	if s, ok := best("ivr"); ok {
-		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed",
-			fmt.Sprintf("%d (ivrd %.2f cores)", s.N, s.Use.Cores), fmt.Sprintf("≥ %d", targetIVR), yes(s.N >= targetIVR)})
+		fs := s.Report.FromServer
+		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed, no packet lost",
+			fmt.Sprintf("%d (ivrd %.2f cores; their stream: jitter p99 %.1f ms, longest gap p99 %.0f ms)", s.N, s.Use.Cores, fs.Jitter.P99, fs.MaxGap.P99),
+			fmt.Sprintf("≥ %d", targetIVR), yes(s.N >= targetIVR)})
 	} else if r.has("ivr") {
-		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed", "no step completed cleanly", fmt.Sprintf("≥ %d", targetIVR), "NO"})
+		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed, no packet lost", "no step completed cleanly", fmt.Sprintf("≥ %d", targetIVR), "NO"})
 	}
 	if s, ok := best("bridged"); ok {
 		rep := s.Report
@@ -214,7 +220,8 @@ func (r *results) verdicts() [][4]string {
 		growth := perCallGrowth(i.KeyKinds, a.KeyKinds)
 		rows = append(rows,
 			[4]string{"goroutines after a quiet wait", fmt.Sprintf("%.0f (idle %.0f)", a.Goroutines, i.Goroutines), "idle level", yes(a.Goroutines <= i.Goroutines+leakGoroutineSlack)},
-			[4]string{"open sockets after a quiet wait", fmt.Sprintf("%d (idle %d)", a.Sockets, i.Sockets), "idle level", yes(a.Sockets <= i.Sockets)},
+			[4]string{"UDP sockets (SIP, RTP, WebRTC) after a quiet wait", fmt.Sprintf("%d (idle %d; all sockets %d, idle %d: TCP to Redis and HTTP clients vary)", a.UDP, i.UDP, a.Sockets, i.Sockets),
+				"idle level", yes(a.UDP <= i.UDP)},
 			[4]string{"Redis keys per call or login after a quiet wait", fmt.Sprintf("%d kinds grew (all keys: %d, idle %d)", len(growth), a.Keys, i.Keys), "none left", yes(len(growth) == 0)},
 			[4]string{"RSS after a quiet wait", fmt.Sprintf("%.1f MiB (idle %.1f)", float64(a.RSS)/(1<<20), float64(i.RSS)/(1<<20)),
 				fmt.Sprintf("idle level (+%d MiB)", leakRSSSlack>>20), yes(a.RSS <= i.RSS+leakRSSSlack)})
