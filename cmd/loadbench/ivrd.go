@@ -141,7 +141,7 @@ sip:
   rtp_timeout: 60s
   max_calls: 6000
 media:
-  rtp_ports: 20000-29999
+  rtp_ports: 10000-19999    # below the ports the other tests take (20000-32000) and the ephemeral range
 ivr:
   flow: %s
   prompts: %s
