@@ -169,13 +169,8 @@ func (l *testIvrdLog) String() string {
 	return l.b.String()
 }
 
-var testIvrdBuild struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// startTestIvrd builds ivrd once per test binary, runs it with the demo's
+// startTestIvrd builds ivrd (the build cache makes all but the first
+// build a link), runs it with the demo's
 // flow and prompts, the embedded store, free ports and the given limits
 // (lines of the limits section; by default 1000 INVITEs/s from an address
 // and 10 calls a minute per caller number, refused with 486), and waits
@@ -186,26 +181,16 @@ func startTestIvrd(t *testing.T, limits ...string) *testIvrd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testIvrdBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "loadbench-ivrd-")
-		if err != nil {
-			testIvrdBuild.err = err
-			return
-		}
-		testIvrdBuild.bin = filepath.Join(dir, "ivrd")
-		build := exec.Command("go", "build", "-o", testIvrdBuild.bin, "./cmd/ivrd")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			testIvrdBuild.err = fmt.Errorf("build ivrd: %v\n%s", err, out)
-		}
-	})
-	if testIvrdBuild.err != nil {
-		t.Fatal(testIvrdBuild.err)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ivrd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ivrd")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build ivrd: %v\n%s", err, out)
 	}
 
 	port := testIvrdPort(t)
 	d := &testIvrd{sipAddr: fmt.Sprintf("127.0.0.1:%d", port), log: &testIvrdLog{}}
-	dir := t.TempDir()
 	lim := map[string]string{"invites_per_source": "1000/s", "calls_per_number": "10/m", "number_action": "busy"}
 	for _, l := range limits {
 		k, v, _ := strings.Cut(l, ":")
@@ -245,7 +230,7 @@ shutdown:
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(testIvrdBuild.bin, "-config", path)
+	cmd := exec.Command(bin, "-config", path)
 	// The environment's IVRD_* overrides would beat the file.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "IVRD_") {
