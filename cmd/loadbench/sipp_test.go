@@ -170,11 +170,11 @@ func (l *testIvrdLog) String() string {
 }
 
 // startTestIvrd builds ivrd (the build cache makes all but the first
-// build a link), runs it with the demo's
-// flow and prompts, the embedded store, free ports and the given limits
-// (lines of the limits section; by default 1000 INVITEs/s from an address
-// and 10 calls a minute per caller number, refused with 486), and waits
-// until it answers OPTIONS. It is stopped when the test ends.
+// build a link) and runs it with the demo's flow and prompts, the
+// embedded store, free ports and the given limits (lines of the limits
+// section; by default 1000 INVITEs/s from an address and 10 calls a
+// minute per caller number, refused with 486). It waits until ivrd
+// answers OPTIONS and stops it when the test ends.
 func startTestIvrd(t *testing.T, limits ...string) *testIvrd {
 	t.Helper()
 	root, err := filepath.Abs("../..")
