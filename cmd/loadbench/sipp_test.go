@@ -200,7 +200,7 @@ func startTestIvrd(t *testing.T, limits ...string) *testIvrd {
 	config := fmt.Sprintf(`sip:
   listen: %s
 media:
-  rtp_ports: 26000-26999
+  rtp_ports: 48000-48499
 ivr:
   flow: %s
   prompts: %s
