@@ -65,6 +65,9 @@ const (
 	// 0.1% failed calls, started at 95% of the rate or better.
 	sippMaxFailedPct = 0.1
 	sippMinAchieved  = 0.95
+	// sippMaxSetupP99: beyond T1 (500 ms) SIPp resends INVITEs; a rate
+	// whose p99 is there is not being carried, only survived.
+	sippMaxSetupP99 = 500 * time.Millisecond
 )
 
 // The files SIPp writes in its working directory.
@@ -471,6 +474,8 @@ func sippPass(cfg sippConfig, res sippResult) error {
 		return fmt.Errorf("%.2f%% failed (%d of %d): %s", res.FailedPct, res.Failed, res.Calls, res.Errors)
 	case res.Achieved < sippMinAchieved*cfg.Rate:
 		return fmt.Errorf("%.0f calls/s started of %.0f asked", res.Achieved, cfg.Rate)
+	case res.SetupP99 >= sippMaxSetupP99:
+		return fmt.Errorf("setup p99 %v: INVITEs are being resent", res.SetupP99)
 	}
 	return nil
 }

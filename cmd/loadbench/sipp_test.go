@@ -309,3 +309,21 @@ func testIvrdOptions(addr string) bool {
 	n, err := c.Read(buf)
 	return err == nil && bytes.HasPrefix(buf[:n], []byte("SIP/2.0 200"))
 }
+
+func TestSIPpPassRule(t *testing.T) {
+	cfg := sippConfig{Rate: 1000, Calls: 8000}
+	ok := sippResult{Calls: 8000, Successful: 8000, Achieved: 990, SetupP99: 90 * time.Millisecond}
+	if err := sippPass(cfg, ok); err != nil {
+		t.Errorf("a clean run failed: %v", err)
+	}
+	slow := ok
+	slow.SetupP99 = 700 * time.Millisecond // INVITEs resent after T1
+	if err := sippPass(cfg, slow); err == nil {
+		t.Error("a run with setup p99 past T1 passed")
+	}
+	lossy := ok
+	lossy.Failed, lossy.FailedPct = 9, 0.1125
+	if err := sippPass(cfg, lossy); err == nil {
+		t.Error("a run with 0.11% failed passed")
+	}
+}
