@@ -7,6 +7,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -86,19 +87,44 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	return buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller, &s.fromServer), nil
 }
 
+// agentStarts is how many agents log in at once: logins cost the server
+// a password check each, and a thousand at once would time out.
+const agentStarts = 16
+
+// startAgents logs every agent in, agentStarts at a time; if one fails,
+// those already in are stopped.
 func (s *sim) startAgents(ctx context.Context) ([]*agent, error) {
-	var agents []*agent
+	agents := make([]*agent, len(s.cfg.Agents))
+	errs := make([]error, len(s.cfg.Agents))
+	sem := make(chan struct{}, agentStarts)
+	var wg sync.WaitGroup
 	for i, acct := range s.cfg.Agents {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		a, err := startAgent(sctx, &s.cfg, i, acct, &s.callerToAgent)
-		cancel()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			agents[i], errs[i] = startAgent(sctx, &s.cfg, i, acct, &s.callerToAgent)
+		}()
+	}
+	wg.Wait()
+	var first error
+	failed := 0
+	for _, err := range errs {
 		if err != nil {
-			for _, a := range agents {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if first != nil {
+		for _, a := range agents {
+			if a != nil {
 				a.stop()
 			}
-			return nil, fmt.Errorf("callsim: %w", err)
 		}
-		agents = append(agents, a)
+		return nil, fmt.Errorf("callsim: %d of %d agents did not start, the first: %w", failed, len(agents), first)
 	}
 	return agents, nil
 }
