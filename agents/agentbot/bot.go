@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,7 +45,11 @@ type Config struct {
 	// and must return quickly. A load generator reads what it needs this
 	// way and keeps nothing per packet.
 	OnAudio func(at time.Time, payload []byte, alaw bool)
-	Logger  *slog.Logger
+	// QuietIdle sends audio only from an offered call to its end, as a
+	// softphone that attaches the microphone per call; by default the bot
+	// sends every 20 ms while connected, as the agent page does today.
+	QuietIdle bool
+	Logger    *slog.Logger
 }
 
 // Message is a protocol message as received: its type and every field.
@@ -79,6 +84,8 @@ type Bot struct {
 	cond   chan struct{} // closed and replaced on every new message
 	pc     *webrtc.PeerConnection
 	frames []Frame
+
+	inCall atomic.Bool // from call_offered to call_ended (QuietIdle)
 }
 
 // Login logs in and returns the session token, or an error carrying the
@@ -208,10 +215,15 @@ func (b *Bot) readLoop() {
 			b.log.Warn("undecodable message", "data", string(data))
 			continue
 		}
-		if m.Type() == "offer" {
+		switch m.Type() {
+		case "offer":
 			if err := b.answer(m.Str("sdp")); err != nil {
 				b.log.Error("answer the offer", "error", err)
 			}
+		case "call_offered":
+			b.inCall.Store(true)
+		case "call_ended":
+			b.inCall.Store(false)
 		}
 		b.record(m)
 	}
@@ -397,6 +409,9 @@ func (b *Bot) speak(pc *webrtc.PeerConnection, track *webrtc.TrackLocalStaticSam
 		}
 		if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 			return
+		}
+		if b.cfg.QuietIdle && !b.inCall.Load() {
+			continue
 		}
 		if b.cfg.Say != nil {
 			b.cfg.Say(buf)

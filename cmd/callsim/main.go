@@ -53,6 +53,7 @@ func run() error {
 	flag.BoolVar(&cfg.FirstPrompt, "first-prompt", false, "hang up as soon as the first prompt is heard (setup rate through the first prompt; no path, no agents)")
 	flag.DurationVar(&cfg.AcceptDelay, "accept-delay", 0, "how long agents let an offered call ring before accepting")
 	flag.DurationVar(&cfg.WrapUp, "wrapup", 0, "how long agents stay in wrap-up before wrapup_done")
+	flag.BoolVar(&cfg.AgentsQuietIdle, "agents-quiet-idle", false, "agents send audio only during calls (default: always, as the agent page does)")
 	flag.Uint64Var(&cfg.Seed, "seed", 0, "seed for choosing who abandons (0: random)")
 	flag.StringVar(&jsonOut, "json", "", "also write the report as JSON to this file (- for stdout)")
 	flag.DurationVar(&cfg.Progress, "progress", 0, "how often to print the progress line to stderr (default 1s)")

@@ -51,7 +51,7 @@ func startAgent(ctx context.Context, cfg *Config, index int, acct Account, c2a *
 	a := &agent{cfg: cfg, acct: acct, log: cfg.Logger.With("agent", acct.User), c2a: c2a}
 	spk := NewSpeaker(KindAgent, uint16(index), nil)
 	bot, err := agentbot.Start(ctx, agentbot.Config{BaseURL: cfg.HTTP, Username: acct.User, Password: acct.Password,
-		Say: spk.Fill, OnAudio: a.onAudio, Logger: cfg.Logger})
+		Say: spk.Fill, OnAudio: a.onAudio, QuietIdle: cfg.AgentsQuietIdle, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: log in: %w", acct.User, err)
 	}

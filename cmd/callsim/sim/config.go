@@ -67,6 +67,10 @@ type Config struct {
 	// how long it stays in wrap-up before wrapup_done.
 	AcceptDelay time.Duration
 	WrapUp      time.Duration
+	// AgentsQuietIdle makes the agents send audio only during calls (a
+	// softphone that attaches its microphone per call). By default they
+	// send every 20 ms while logged in, as ivrd's agent page does.
+	AgentsQuietIdle bool
 
 	// Seed makes the choice of abandoning callers repeatable (0: random).
 	Seed uint64

@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	agentCtx, stopAgents := context.WithCancel(context.Background())
+	agentCtx, endAgents := context.WithCancel(context.Background())
 	var agentWG sync.WaitGroup
 	for _, a := range agents {
 		agentWG.Add(1)
@@ -73,11 +73,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	stopProgress := s.progress(progress, start)
 	legs := s.placeCalls(ctx)
 	s.waitAgentsIdle(ctx, agents)
-	stopAgents()
+	endAgents()
 	agentWG.Wait()
-	for _, a := range agents {
-		a.stop()
-	}
+	stopAgents(agents)
 	stopProgress()
 
 	var agentLegs []agentLeg
@@ -119,14 +117,30 @@ func (s *sim) startAgents(ctx context.Context) ([]*agent, error) {
 		}
 	}
 	if first != nil {
-		for _, a := range agents {
-			if a != nil {
-				a.stop()
-			}
-		}
+		stopAgents(agents)
 		return nil, fmt.Errorf("callsim: %d of %d agents did not start, the first: %w", failed, len(agents), first)
 	}
 	return agents, nil
+}
+
+// stopAgents logs the agents out, agentStarts at a time (nil ones are
+// skipped).
+func stopAgents(agents []*agent) {
+	sem := make(chan struct{}, agentStarts)
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		if a == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a.stop()
+		}()
+	}
+	wg.Wait()
 }
 
 // placeCalls starts the calls at the configured rate or concurrency and
