@@ -148,3 +148,31 @@ func TestSendFrameDoesNotAllocate(t *testing.T) {
 		t.Errorf("%d packets sent, want 202", got)
 	}
 }
+
+// PacingStats counts every paced frame, those sent more than LateFrame
+// after their deadline, and the frames skipped when a sender fell more
+// than three frames behind.
+func TestPacingStatsCountLateAndSkipped(t *testing.T) {
+	s, err := NewSession(SessionConfig{Ports: newTestPool(t, 1), LocalIP: net.IPv4(127, 0, 0, 1), Law: ULaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Not started: the test plays the pacer's part, alone.
+	t0 := time.Now()
+	s.pace = pace{epoch: t0, n: 1, deadline: t0.Add(FrameDuration)}
+	before := Pacing()
+	s.sendFrame(t0.Add(FrameDuration))                                  // on time
+	s.sendFrame(t0.Add(2*FrameDuration + LateFrame + time.Millisecond)) // late
+	s.sendFrame(t0.Add(3*FrameDuration + 5*FrameDuration))              // five frames behind: skips ahead
+	after := Pacing()
+	if d := after.Frames - before.Frames; d != 3 {
+		t.Errorf("frames %d, want 3", d)
+	}
+	if d := after.Late - before.Late; d != 2 {
+		t.Errorf("late %d, want 2 (the late one and the one far behind)", d)
+	}
+	if d := after.Skipped - before.Skipped; d != 5 {
+		t.Errorf("skipped %d, want 5", d)
+	}
+}

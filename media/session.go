@@ -304,8 +304,11 @@ func (p *pace) finish(err error) {
 // sent: playback runs on, unheard.
 func (s *Session) sendFrame(now time.Time) bool {
 	p := &s.pace
-	if late := now.Sub(p.deadline); late > 3*FrameDuration {
-		p.n += int64(late / FrameDuration)
+	late := now.Sub(p.deadline)
+	var skip int64
+	if late > 3*FrameDuration {
+		skip = int64(late / FrameDuration)
+		p.n += skip
 		p.deadline = p.epoch.Add(time.Duration(p.n) * FrameDuration)
 	}
 	if pb := s.pending.Swap(nil); pb != nil {
@@ -329,6 +332,11 @@ func (s *Session) sendFrame(now time.Time) bool {
 		p.finish(ErrSessionClosed)
 		return false
 	}
+	pacing.frames.Add(1)
+	if late > LateFrame {
+		pacing.late.Add(1)
+	}
+	pacing.skipped.Add(uint64(skip))
 	if remote := s.remote.Load(); remote != nil && s.sending.Load() && s.out.relay == nil {
 		seq, ts, m := s.out.stream.Frame(p.deadline, len(payload), p.marker && p.cur != nil)
 		if p.cur != nil {
@@ -340,6 +348,24 @@ func (s *Session) sendFrame(now time.Time) bool {
 	p.n++
 	p.deadline = p.epoch.Add(time.Duration(p.n) * FrameDuration)
 	return true
+}
+
+// LateFrame is how far past its deadline a paced frame may go before it
+// counts as late in PacingStats: half a frame.
+const LateFrame = FrameDuration / 2
+
+// pacing counts every session's paced frames, process-wide.
+var pacing struct{ frames, late, skipped atomic.Uint64 }
+
+// PacingStats are the paced frames of every session so far: how many were
+// due, how many went out more than LateFrame after their deadline (the
+// machine was too busy to send them on time), and how many were skipped
+// because the sender fell more than three frames behind.
+type PacingStats struct{ Frames, Late, Skipped uint64 }
+
+// Pacing returns the process-wide PacingStats.
+func Pacing() PacingStats {
+	return PacingStats{Frames: pacing.frames.Load(), Late: pacing.late.Load(), Skipped: pacing.skipped.Load()}
 }
 
 // rtpHeader is what the receive path needs from a packet.

@@ -87,6 +87,7 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 func serve(cfg *configs.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerPacing(reg)
 	q, backend, err := openQueue(cfg, log, reg)
 	if err != nil {
 		return err
@@ -173,6 +174,7 @@ func serve(cfg *configs.Config, log *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go releaseMemoryWhenIdle(ctx, srv.ActiveCalls, idleCheck, idleRelease, log)
 	<-ctx.Done()
 	stop()
 	log.Info("signal received: shutting down", "grace", cfg.Shutdown.Grace)

@@ -336,6 +336,15 @@ func (s *server) metric(name string) (float64, error) {
 	return 0, fmt.Errorf("metric %s not found", name)
 }
 
+// pacing reads ivrd's pacing counters: frames paced, late, skipped.
+func (s *server) pacing() [3]float64 {
+	var out [3]float64
+	for i, name := range []string{"ivrd_rtp_paced_frames_total", "ivrd_rtp_paced_late_total", "ivrd_rtp_paced_skipped_total"} {
+		out[i], _ = s.metric(name)
+	}
+	return out
+}
+
 // profile saves a CPU profile of d seconds from ivrd's pprof listener.
 func (s *server) profile(ctx context.Context, d time.Duration, path string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, int(d.Seconds()))

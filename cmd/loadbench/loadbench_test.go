@@ -137,6 +137,7 @@ func TestVerdicts(t *testing.T) {
 			{Kind: "setup", N: 500, Report: rep(5000, 5000, 0, 0)},
 			{Kind: "ivr", N: 1000, Report: rep(1000, 1000, 0, 0), RSSPerCall: 50 << 10},
 			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10},
+			{Kind: "ivr", N: 1500, Report: rep(1500, 1500, 0, 0), Paced: 1000, PacedLate: 50}, // 5% of frames late at ivrd: not paced
 			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10},
 		},
 		After: &idleState{Goroutines: 41, Sockets: 12, UDP: 4, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1, "{q}:stats:billing": 1}},
@@ -158,7 +159,7 @@ func TestVerdicts(t *testing.T) {
 		t.Errorf("no row %q in %v", prefix, got)
 	}
 	check("call setups/s", "yes 500/s")
-	check("callers at once", "NO 1000") // the 2,000 step failed calls: the best clean step is 1,000
+	check("callers at once", "NO 1000") // 2,000 failed calls, 1,500 was late: the best clean step is 1,000
 	check("calls at once bridged", "NO 500")
 	check("relay latency p99 at 500", "yes")
 	check("RSS per call", "NO 70.0 KiB (bridged 500)")

@@ -23,6 +23,10 @@ type results struct {
 	SIPpErr  string       `json:"sipp_error,omitempty"`
 }
 
+// maxLateShare is the share of paced frames ivrd may send more than half
+// a frame late in a step that counts as paced audio.
+const maxLateShare = 0.01
+
 // The targets (issue 6), on a 2-core machine.
 const (
 	targetSetupRate   = 500      // call setups per second through the first prompt…
@@ -59,14 +63,15 @@ func (s stepResult) clean() bool {
 	if s.Err != "" || r == nil || r.Counts.Started == 0 {
 		return false
 	}
-	return r.Counts.Failed == 0 && r.Counts.CutOff == 0 && r.CallerToAgent.Lost == 0 && r.AgentToCaller.Lost == 0 && r.FromServer.Lost == 0
+	return r.Counts.Failed == 0 && r.Counts.CutOff == 0 && r.CallerToAgent.Lost == 0 && r.AgentToCaller.Lost == 0 && r.FromServer.Lost == 0 &&
+		s.PacedSkipped == 0 && s.PacedLate <= maxLateShare*s.Paced
 }
 
 // print writes the steps and the figures next to their targets.
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nloadbench %s on %s\n%s\n\n", r.Started.Format(time.RFC3339), r.Machine, r.Options)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tn\tstarted\tdone\tfailed\tmax at once\tivrd cores\tplateau s\tpeak RSS MiB\tKiB/call\tloadgen cores\tsetup p50/p99 ms\tprompt p99 ms\taccept→audio p50/p99 ms\tc→a loss\ta→c loss\tc→a p50/p99 ms\ta→c p50/p99 ms\tstream loss\tstream jitter p99 ms\tlongest gap p99 ms\t")
+	fmt.Fprintln(tw, "step\tn\tstarted\tdone\tfailed\tmax at once\tivrd cores\tplateau s\tpeak RSS MiB\tKiB/call\tloadgen cores\tsetup p50/p99 ms\tprompt p99 ms\taccept→audio p50/p99 ms\tc→a loss\ta→c loss\tc→a p50/p99 ms\ta→c p50/p99 ms\tstream loss\tstream jitter p99 ms\tlongest gap p99 ms\tivrd late/skipped frames\t")
 	for _, s := range r.Steps {
 		rep := s.Report
 		if rep == nil {
@@ -80,13 +85,13 @@ func (r *results) print(w io.Writer) {
 				cores, plateau = s.Use.CPU.Seconds()/s.Use.Wall.Seconds(), s.Use.Wall.Seconds()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t%d\t%.1f\t%.0f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t%d\t%.1f\t%.0f\t%.2f%%/%.0f\t\n",
 			s.Kind, s.N, rep.Counts.Started, rep.Counts.Completed, rep.Counts.Failed+rep.Counts.CutOff, s.Use.MaxActive,
 			cores, plateau, float64(s.Use.PeakRSS)/(1<<20), s.RSSPerCall/1024, gen,
 			rep.Setup.P50, rep.Setup.P99, rep.FirstPrompt.P99, rep.AcceptToAudio.P50, rep.AcceptToAudio.P99,
 			rep.CallerToAgent.Lost, rep.AgentToCaller.Lost,
 			rep.CallerToAgent.Latency.P50, rep.CallerToAgent.Latency.P99, rep.AgentToCaller.Latency.P50, rep.AgentToCaller.Latency.P99,
-			rep.FromServer.Lost, rep.FromServer.Jitter.P99, rep.FromServer.MaxGap.P99)
+			rep.FromServer.Lost, rep.FromServer.Jitter.P99, rep.FromServer.MaxGap.P99, 100*s.PacedLate/max(s.Paced, 1), s.PacedSkipped)
 		if s.Err != "" {
 			fmt.Fprintf(tw, "\terror: %s\t\n", s.Err)
 		}
@@ -179,11 +184,11 @@ func (r *results) verdicts() [][4]string {
 	}
 	if s, ok := best("ivr"); ok {
 		fs := s.Report.FromServer
-		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed, no packet lost",
-			fmt.Sprintf("%d (ivrd %.2f cores; their stream: jitter p99 %.1f ms, longest gap p99 %.0f ms)", s.N, s.Use.Cores, fs.Jitter.P99, fs.MaxGap.P99),
+		rows = append(rows, [4]string{"callers at once in the IVR or queue: all completed, nothing lost, ≤ 1% of frames late at ivrd",
+			fmt.Sprintf("%d (ivrd %.2f cores, %.2f%% frames late; heard: jitter p99 %.1f ms, longest gap p99 %.0f ms)", s.N, s.Use.Cores, 100*s.PacedLate/max(s.Paced, 1), fs.Jitter.P99, fs.MaxGap.P99),
 			fmt.Sprintf("≥ %d", targetIVR), yes(s.N >= targetIVR)})
 	} else if r.has("ivr") {
-		rows = append(rows, [4]string{"callers at once in the IVR or queue, all completed, no packet lost", "no step completed cleanly", fmt.Sprintf("≥ %d", targetIVR), "NO"})
+		rows = append(rows, [4]string{"callers at once in the IVR or queue: all completed, nothing lost, ≤ 1% of frames late at ivrd", "no step completed cleanly", fmt.Sprintf("≥ %d", targetIVR), "NO"})
 	}
 	if s, ok := best("bridged"); ok {
 		rep := s.Report

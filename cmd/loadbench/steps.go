@@ -26,14 +26,17 @@ type stepResult struct {
 	Err    string      `json:"error,omitempty"`
 
 	Use        usage         `json:"usage"`
-	BaseRSS    int64         `json:"base_rss"`             // before the step
-	RSSPerCall float64       `json:"rss_per_call"`         // (peak − base) / most calls at once
-	GenCPU     time.Duration `json:"loadgen_cpu"`          // loadbench's own CPU time (callers and agents)
-	LogWarn    int           `json:"log_warnings"`         // lines ivrd logged at WARN during the step
-	LogError   int           `json:"log_errors"`           // and at ERROR
-	LogSample  []string      `json:"log_sample,omitempty"` // the first few distinct messages of those
-	Profile    string        `json:"profile,omitempty"`
-	TopFrames  []string      `json:"top_frames,omitempty"`
+	BaseRSS    int64         `json:"base_rss"`     // before the step
+	RSSPerCall float64       `json:"rss_per_call"` // (peak − base) / most calls at once
+	GenCPU     time.Duration `json:"loadgen_cpu"`  // loadbench's own CPU time (callers and agents)
+	// ivrd's own view of its pacing during the step (ivrd_rtp_paced_*):
+	// frames due, sent more than half a frame late, skipped.
+	Paced, PacedLate, PacedSkipped float64
+	LogWarn                        int      `json:"log_warnings"`         // lines ivrd logged at WARN during the step
+	LogError                       int      `json:"log_errors"`           // and at ERROR
+	LogSample                      []string `json:"log_sample,omitempty"` // the first few distinct messages of those
+	Profile                        string   `json:"profile,omitempty"`
+	TopFrames                      []string `json:"top_frames,omitempty"`
 }
 
 // bench is one loadbench run against one server.
@@ -60,6 +63,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 		b.log.Warn("cannot reset the peak RSS; the peak is since start", "error", err)
 	}
 	logFrom := fileSize(b.srv.logPath())
+	pacedBefore := b.srv.pacing()
 	genBefore := selfCPU()
 	sp := startSampler(b.srv, time.Second)
 
@@ -90,6 +94,8 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	if res.Profile != "" {
 		res.TopFrames = topFrames(b.binary, res.Profile, 12)
 	}
+	pacedAfter := b.srv.pacing()
+	res.Paced, res.PacedLate, res.PacedSkipped = pacedAfter[0]-pacedBefore[0], pacedAfter[1]-pacedBefore[1], pacedAfter[2]-pacedBefore[2]
 	res.LogWarn, res.LogError, res.LogSample = scanLog(b.srv.logPath(), logFrom, 5)
 	if err := b.srv.alive(); err != nil {
 		res.Err = err.Error()

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ivrd/media"
+)
+
+// registerPacing exports the media pacer's counters: how many paced frames
+// went out late or were skipped tells whether the machine keeps up with
+// the calls it carries.
+func registerPacing(reg prometheus.Registerer) {
+	counter := func(name, help string, v func(media.PacingStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(media.Pacing())) })
+	}
+	reg.MustRegister(
+		counter("ivrd_rtp_paced_frames_total", "Frames of prompts, music and silence sent on their 20 ms pace.",
+			func(p media.PacingStats) uint64 { return p.Frames }),
+		counter("ivrd_rtp_paced_late_total", "Of ivrd_rtp_paced_frames_total, frames sent more than half a frame (10 ms) after they were due (the machine was too busy).",
+			func(p media.PacingStats) uint64 { return p.Late }),
+		counter("ivrd_rtp_paced_skipped_total", "Frames not sent at all because a call's sender fell more than three frames behind.",
+			func(p media.PacingStats) uint64 { return p.Skipped }),
+	)
+}
+
+// Idle memory release: after a busy spell, once no call has been in
+// progress for idleRelease, the memory the calls used goes back to the
+// system at once rather than over minutes (the Go runtime keeps freed
+// heap for reuse and returns it slowly; a box that just carried
+// thousands of calls would otherwise show their RSS long after).
+const (
+	idleCheck   = 10 * time.Second
+	idleRelease = 30 * time.Second
+)
+
+// releaseMemoryWhenIdle runs until ctx ends, looking every check at the
+// calls in progress (active); quiet for after following calls: release.
+func releaseMemoryWhenIdle(ctx context.Context, active func() int, check, after time.Duration, log *slog.Logger) {
+	t := time.NewTicker(check)
+	defer t.Stop()
+	busy := false
+	var quietSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if active() > 0 {
+				busy, quietSince = true, time.Time{}
+				continue
+			}
+			if quietSince.IsZero() {
+				quietSince = now
+			}
+			if busy && now.Sub(quietSince) >= after {
+				busy = false
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				debug.FreeOSMemory()
+				runtime.ReadMemStats(&after)
+				log.Info("no calls for a while: memory returned to the system",
+					"released_mib", (after.HeapReleased-before.HeapReleased)>>20, "heap_in_use_mib", after.HeapInuse>>20)
+			}
+		}
+	}
+}
