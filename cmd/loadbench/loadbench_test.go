@@ -162,7 +162,8 @@ func TestVerdicts(t *testing.T) {
 	check("callers at once", "NO 1000") // 2,000 failed calls, 1,500 was late: the best clean step is 1,000
 	check("calls at once bridged", "NO 500")
 	check("relay latency p99 at 500", "yes")
-	check("RSS per call", "NO 70.0 KiB (bridged 500)")
+	check("RSS per call, ivr 2000", "yes 60.0 KiB")
+	check("RSS per call, bridged 500", "NO 70.0 KiB")
 	check("accept → first caller audio", "yes")
 	check("goroutines", "yes")
 	check("UDP sockets", "NO") // one more UDP socket than at idle
