@@ -136,9 +136,9 @@ func TestVerdicts(t *testing.T) {
 		Steps: []stepResult{
 			{Kind: "setup", N: 500, Report: rep(5000, 5000, 0, 0)},
 			{Kind: "ivr", N: 1000, Report: rep(1000, 1000, 0, 0), RSSPerCall: 50 << 10},
-			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10},
+			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10, Use: usage{MaxActive: 2000, PeakRSS: 50<<20 + 2000*60<<10}},
 			{Kind: "ivr", N: 1500, Report: rep(1500, 1500, 0, 0), Paced: 1000, PacedLate: 50}, // 5% of frames late at ivrd: not paced
-			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10},
+			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10, Use: usage{MaxActive: 500, PeakRSS: 50<<20 + 500*70<<10}},
 		},
 		After: &idleState{Goroutines: 41, Sockets: 12, UDP: 4, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1, "{q}:stats:billing": 1}},
 	}
