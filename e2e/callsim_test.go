@@ -37,11 +37,7 @@ func TestCallsimSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", table.String())
+	logReport(t, rep)
 
 	if rep.Counts.Started != calls || rep.Counts.Completed != calls {
 		t.Fatalf("counts %+v, failures %v", rep.Counts, rep.Failures)
@@ -99,15 +95,21 @@ func TestCallsimFirstPrompt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", table.String())
+	logReport(t, rep)
 	if rep.Counts.Completed != calls || rep.FirstPrompt.N != calls || rep.Setup.N != calls {
 		t.Fatalf("counts %+v, failures %v, first prompt %+v", rep.Counts, rep.Failures, rep.FirstPrompt)
 	}
 	if rep.Elapsed > 15 {
 		t.Errorf("the run took %.1f s: the callers did not hang up at the first prompt", rep.Elapsed)
 	}
+}
+
+// logReport writes callsim's table to the test log.
+func logReport(t *testing.T, rep *sim.Report) {
+	t.Helper()
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
 }
