@@ -204,6 +204,9 @@ func (s *Session) Close() error {
 		s.out.Lock()
 		s.out.closed = true // the pacer drops the session at its next deadline
 		s.out.Unlock()
+		if pb := s.pending.Swap(nil); pb != nil {
+			pb.result(ErrSessionClosed) // never taken: the pacer may have dropped the session already
+		}
 		err = s.conn.Close()
 		s.wg.Wait()
 		s.cfg.Ports.Release(s.port)
@@ -215,8 +218,17 @@ func (s *Session) Close() error {
 type playback struct {
 	prompts []*Prompt
 	p, f    int
-	stopped atomic.Bool
-	done    chan error
+	stopped atomic.Pointer[error] // Stop's error: the pacer ends the playback with it at the next frame
+	done    chan error            // the result, sent exactly once (buffered)
+	release func() bool           // unregisters the context's AfterFunc; set before the pacer sees it
+}
+
+// result ends the playback with err: whoever ends it calls this once.
+func (pb *playback) result(err error) {
+	if pb.release != nil {
+		pb.release()
+	}
+	pb.done <- err
 }
 
 // next returns the next frame in law l, or nil at the end.
@@ -232,40 +244,75 @@ func (pb *playback) next(l Law) []byte {
 	return nil
 }
 
+// Playback is prompts playing on a session while its caller goes on: the
+// result arrives on Done. It needs no goroutine of its own — the pacer
+// plays it — so a call that waits for keys or queue events while prompts
+// play costs nothing extra.
+type Playback struct {
+	s  *Session
+	pb *playback
+}
+
+// StartPlay starts sending the prompts' frames in order, replacing what
+// plays now, from the next frame on. Done delivers the result exactly
+// once: nil after the last frame has gone out, or the reason it ended
+// early — Stop's error, ctx.Err() when ctx ends first, ErrSessionClosed,
+// or errPreempted when a newer StartPlay or Play replaced it.
+func (s *Session) StartPlay(ctx context.Context, prompts ...*Prompt) *Playback {
+	pb := &playback{prompts: prompts, done: make(chan error, 1)}
+	h := &Playback{s: s, pb: pb}
+	if err := ctx.Err(); err != nil {
+		// A playback whose context is already over must not reach the
+		// pacer: handing it over would cut off the prompt that is playing.
+		pb.done <- err
+		return h
+	}
+	// Registered before the pacer can see the playback; if ctx ends
+	// before the handover, end leaves the error for the pacer to find.
+	pb.release = context.AfterFunc(ctx, func() { h.end(ctx.Err()) })
+	if old := s.pending.Swap(pb); old != nil {
+		old.result(errPreempted) // replaced before its first frame
+	}
+	select {
+	case <-s.done:
+		// Closed meanwhile: if the pacer did not take it (and end it with
+		// ErrSessionClosed), nobody will.
+		if s.pending.CompareAndSwap(pb, nil) {
+			pb.result(ErrSessionClosed)
+		}
+	default:
+	}
+	return h
+}
+
+// Done delivers the playback's result, once.
+func (h *Playback) Done() <-chan error { return h.pb.done }
+
+// Stop ends the playback at the next frame boundary; Done then delivers
+// context.Canceled (or the result, if it had ended already). It does not
+// wait.
+func (h *Playback) Stop() { h.end(context.Canceled) }
+
+// end stops the playback with err: at once if the pacer has not taken it
+// yet (the prompt playing before it goes on), else at its next frame.
+func (h *Playback) end(err error) {
+	if h.s.pending.CompareAndSwap(h.pb, nil) {
+		h.pb.result(err)
+		return
+	}
+	h.pb.stopped.CompareAndSwap(nil, &err)
+}
+
 // Play sends the prompts' frames in order and returns when the last one has
 // gone out, or when ctx is done (then at the next frame boundary, with
 // ctx.Err()). A Play started while another runs replaces it.
 func (s *Session) Play(ctx context.Context, prompts ...*Prompt) error {
-	// A Play whose context is already over must not reach the pacer:
-	// handing it over would cut off the prompt that is playing.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	select {
 	case <-s.done:
 		return ErrSessionClosed
 	default:
 	}
-	pb := &playback{prompts: prompts, done: make(chan error, 1)}
-	if old := s.pending.Swap(pb); old != nil {
-		old.done <- errPreempted // replaced before its first frame
-	}
-	select {
-	case err := <-pb.done:
-		return err
-	case <-ctx.Done():
-		if s.pending.CompareAndSwap(pb, nil) {
-			return ctx.Err() // never started: the prompt playing goes on
-		}
-		pb.stopped.Store(true)
-		select {
-		case <-pb.done:
-		case <-s.done:
-		}
-		return ctx.Err()
-	case <-s.done:
-		return ErrSessionClosed
-	}
+	return <-s.StartPlay(ctx, prompts...).Done()
 }
 
 // silenceFrames are a frame of silence in each law, shared read-only.
@@ -287,7 +334,7 @@ type pace struct {
 // finish ends the current playback, if any, with err.
 func (p *pace) finish(err error) {
 	if p.cur != nil {
-		p.cur.done <- err
+		p.cur.result(err)
 		p.cur = nil
 	}
 }
@@ -318,8 +365,8 @@ func (s *Session) sendFrame(now time.Time) bool {
 	law := s.cfg.Law
 	payload := silenceFrames[law]
 	if p.cur != nil {
-		if p.cur.stopped.Load() {
-			p.finish(context.Canceled)
+		if err := p.cur.stopped.Load(); err != nil {
+			p.finish(*err)
 		} else if f := p.cur.next(law); f != nil {
 			payload = f
 		} else {

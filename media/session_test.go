@@ -788,11 +788,15 @@ func TestSessionDropsGarbage(t *testing.T) {
 	if got := keys(waitDigits(t, s, 1)); got != "4" {
 		t.Fatalf("digits %q", got)
 	}
+	// The digit comes with the first end packet; its repeats may still
+	// be on the way.
+	want := uint64(len(press(0, '4', 100*time.Millisecond)))
+	eventually(t, time.Second, "the press's last packets", func() bool { return s.Stats().PacketsIn >= want })
 	stats := s.Stats()
 	if stats.Malformed != uint64(len(malformed)) || stats.WrongType != uint64(len(wrongType)) {
 		t.Errorf("Malformed %d, WrongType %d; want %d and %d", stats.Malformed, stats.WrongType, len(malformed), len(wrongType))
 	}
-	if want := uint64(len(press(0, '4', 100*time.Millisecond))); stats.PacketsIn != want {
+	if stats.PacketsIn != want {
 		t.Errorf("PacketsIn %d, want %d (the press only)", stats.PacketsIn, want)
 	}
 	// The session latched to the peer, not to the stranger.
@@ -1434,5 +1438,88 @@ func TestReceiveLoopDoesNotAllocate(t *testing.T) {
 	t.Logf("%d allocations for %d packets", mallocs, n)
 	if mallocs > n/4 {
 		t.Errorf("%d allocations for %d packets", mallocs, n)
+	}
+}
+
+// TestSessionStartPlay: a playback started without waiting delivers its
+// result on Done — nil after its last frame, Stop's context.Canceled, the
+// context's error, ErrSessionClosed for one never taken — exactly once,
+// and runs no goroutine of its own.
+func TestSessionStartPlay(t *testing.T) {
+	checkGoroutines(t)
+	p := newPeer(t)
+	s := newSession(t, SessionConfig{Law: ULaw, Remote: p.addr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	before := runtime.NumGoroutine()
+	short := tonePrompt("short", 440, 3)
+	pb := s.StartPlay(ctx, short)
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("StartPlay started %d goroutines", n-before)
+	}
+	select {
+	case err := <-pb.Done():
+		if err != nil {
+			t.Fatalf("finished playback = %v, want nil", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a three-frame playback did not finish")
+	}
+	pb.Stop() // after the end: nothing more is delivered
+	select {
+	case err := <-pb.Done():
+		t.Fatalf("Done delivered twice (%v)", err)
+	case <-time.After(60 * time.Millisecond):
+	}
+
+	long := tonePrompt("long", 1000, 250)
+	pb = s.StartPlay(ctx, long)
+	p.waitSound()
+	pb.Stop()
+	select {
+	case err := <-pb.Done():
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("stopped playback = %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a stopped playback did not end")
+	}
+	p.drain()
+	for i := range 3 {
+		if pkt := p.next(time.Second); !isSilence(ULaw, pkt.Payload) {
+			t.Fatalf("packet %d after Stop still carries the prompt", i)
+		}
+	}
+
+	dctx, dcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer dcancel()
+	pb = s.StartPlay(dctx, long)
+	select {
+	case err := <-pb.Done():
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("playback past its context's deadline = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a playback did not end with its context")
+	}
+
+	// Closed before the pacer took it: Close ends it.
+	s2, err := NewSession(SessionConfig{Ports: newTestPool(t, 1), LocalIP: loopback, Logger: discard, Law: ULaw, Remote: p.addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb = s2.StartPlay(ctx, long) // never started: the pacer never sees it
+	s2.Close()
+	select {
+	case err := <-pb.Done():
+		if !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("playback pending at Close = %v, want ErrSessionClosed", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a playback pending at Close never ended")
+	}
+	if err := <-s2.StartPlay(ctx, short).Done(); !errors.Is(err, ErrSessionClosed) {
+		t.Errorf("StartPlay after Close = %v, want ErrSessionClosed", err)
 	}
 }
