@@ -20,6 +20,47 @@ type Channel interface {
 	Digits() <-chan media.Digit
 }
 
+// Playback is prompts playing while the call's goroutine waits for other
+// things (keys, queue events).
+type Playback interface {
+	// Done delivers the result once: nil when the prompts have played,
+	// else why they stopped (context.Canceled after Stop).
+	Done() <-chan error
+	// Stop ends the playback at the next frame; it does not wait.
+	Stop()
+}
+
+// PlayStarter is a Channel that can start prompts without waiting for
+// them (MediaChannel). StartPlay uses it when the channel has it.
+type PlayStarter interface {
+	StartPlay(ctx context.Context, prompts ...string) Playback
+}
+
+// StartPlay starts playing prompts on ch and returns at once. A channel
+// that is a PlayStarter plays them without a goroutine; any other plays
+// them with Play on a goroutine of its own.
+func StartPlay(ctx context.Context, ch Channel, prompts ...string) Playback {
+	if ps, ok := ch.(PlayStarter); ok {
+		return ps.StartPlay(ctx, prompts...)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	p := &goPlayback{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		p.done <- ch.Play(pctx, prompts...)
+		cancel()
+	}()
+	return p
+}
+
+// goPlayback is a Play on a goroutine of its own.
+type goPlayback struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (p *goPlayback) Done() <-chan error { return p.done }
+func (p *goPlayback) Stop()              { p.cancel() }
+
 // QueueHandler puts a call in a queue; package queue implements it.
 type QueueHandler interface {
 	// Queue hands the call to a skill and blocks while the queue owns the
@@ -94,6 +135,28 @@ func (ch *MediaChannel) Play(ctx context.Context, names ...string) error {
 	}
 	return ch.sess.Play(ctx, ch.buf...)
 }
+
+// StartPlay implements PlayStarter: the session's pacer plays the prompts,
+// no goroutine waits for them.
+func (ch *MediaChannel) StartPlay(ctx context.Context, names ...string) Playback {
+	prompts := make([]*media.Prompt, 0, len(names)) // kept by the playback: not ch.buf
+	for _, n := range names {
+		p, ok := ch.prompts.Get(n)
+		if !ok {
+			done := make(chan error, 1)
+			done <- fmt.Errorf("play: no prompt %q", n)
+			return failedPlayback(done)
+		}
+		prompts = append(prompts, p)
+	}
+	return ch.sess.StartPlay(ctx, prompts...)
+}
+
+// failedPlayback is a playback that never started.
+type failedPlayback chan error
+
+func (p failedPlayback) Done() <-chan error { return p }
+func (p failedPlayback) Stop()              {}
 
 // Digits implements Channel.
 func (ch *MediaChannel) Digits() <-chan media.Digit { return ch.sess.Digits() }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -209,4 +211,57 @@ func (l *logBuffer) lines(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// TestMediaChannelStartPlay: a media channel plays by name without a
+// goroutine per playback; an unknown name ends the playback at once with
+// an error that names it, and a Stop ends a long prompt.
+func TestMediaChannelStartPlay(t *testing.T) {
+	ports, err := media.NewPortPool(47200, 47203)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	sess, err := media.NewSession(media.SessionConfig{
+		Ports: ports, LocalIP: net.IPv4(127, 0, 0, 1), Law: media.ULaw,
+		Remote: peer.LocalAddr().(*net.UDPAddr), Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	sess.Start()
+	lib := media.NewLibrary()
+	lib.Add(media.NewPrompt("beep", make([]int16, 3*media.FrameSamples)))
+	lib.Add(media.NewPrompt("long", make([]int16, 250*media.FrameSamples)))
+	ch := NewMediaChannel(sess, lib)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	if err := <-StartPlay(ctx, ch, "beep", "nosuch").Done(); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("playing an unknown prompt = %v, want an error naming it", err)
+	}
+	before := runtime.NumGoroutine()
+	pb := StartPlay(ctx, ch, "beep")
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("StartPlay on a media channel started %d goroutines", n-before)
+	}
+	if err := <-pb.Done(); err != nil {
+		t.Errorf("beep = %v", err)
+	}
+	pb = StartPlay(ctx, ch, "long")
+	time.Sleep(60 * time.Millisecond)
+	pb.Stop()
+	select {
+	case err := <-pb.Done():
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("stopped playback = %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Stop did not end a 5 s prompt")
+	}
 }

@@ -34,14 +34,12 @@ func (s *session) play(ctx context.Context, prompts []string, bargeIn bool) erro
 	if len(prompts) == 0 || (bargeIn && len(s.ahead) > 0) {
 		return nil
 	}
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- s.ch.Play(pctx, prompts...) }()
+	pb := StartPlay(ctx, s.ch, prompts...)
+	defer pb.Stop() // after the result: does nothing
 	barged := false
 	for {
 		select {
-		case err := <-done:
+		case err := <-pb.Done():
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
@@ -60,7 +58,7 @@ func (s *session) play(ctx context.Context, prompts []string, bargeIn bool) erro
 			if bargeIn && !barged && len(s.ahead) > 0 {
 				barged = true
 				s.log.Debug("barge-in: prompt stopped by a key", "key", string(d.Key), "prompts", strings.Join(prompts, ","))
-				stop()
+				pb.Stop()
 			}
 		}
 	}

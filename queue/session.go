@@ -25,26 +25,25 @@ type session struct {
 	lastWait int  // the last estimate announced, rounded minutes; -1: none yet
 }
 
-// playback is a Play running in its own goroutine so the session can
-// listen for digits, offers and timers meanwhile.
+// playback is prompts playing while the session listens for digits,
+// offers and timers; on a media channel the pacer plays them, with no
+// goroutine of the call's own.
 type playback struct {
-	cancel context.CancelFunc
-	done   chan error
+	pb   ivr.Playback
+	done <-chan error
 }
 
 func (s *session) play(ctx context.Context, prompts []string) *playback {
-	pctx, cancel := context.WithCancel(ctx)
-	p := &playback{cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- s.ch.Play(pctx, prompts...) }()
-	return p
+	pb := ivr.StartPlay(ctx, s.ch, prompts...)
+	return &playback{pb: pb, done: pb.Done()}
 }
 
-// stop ends the playback and waits for its goroutine.
+// stop ends the playback and waits for its result.
 func (p *playback) stop() {
 	if p == nil {
 		return
 	}
-	p.cancel()
+	p.pb.Stop()
 	<-p.done
 }
 
