@@ -148,7 +148,7 @@ func BenchmarkReceivePacket(b *testing.B) {
 			now := time.Unix(1000, 0)
 			pkt := append([]byte(nil), c.pkt...)
 			seq := binary.BigEndian.Uint16(pkt[2:4])
-			r.packet(pkt, from, now) // latch
+			r.packet(pkt, from, now, time.Time{}) // latch
 			b.SetBytes(int64(len(pkt)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -157,7 +157,7 @@ func BenchmarkReceivePacket(b *testing.B) {
 				seq++
 				binary.BigEndian.PutUint16(pkt[2:4], seq)
 				now = now.Add(FrameDuration)
-				r.packet(pkt, from, now)
+				r.packet(pkt, from, now, time.Time{})
 			}
 		})
 	}

@@ -16,6 +16,7 @@ type AudioPacket struct {
 	Timestamp uint32
 	Marker    bool
 	Payload   []byte
+	Received  time.Time // the kernel's receive stamp (EnableRxStamps); zero without one
 }
 
 // AudioSink receives the caller's audio as it arrives. It runs on the

@@ -316,7 +316,7 @@ func TestRelayPathsDoNotAllocate(t *testing.T) {
 			now = now.Add(FrameDuration)
 			st.seq++
 			audio[2], audio[3] = byte(st.seq>>8), byte(st.seq)
-			rcv.packet(audio, from, now)
+			rcv.packet(audio, from, now, time.Time{})
 		}},
 		{"SendStream.Frame", func() { now = now.Add(FrameDuration); ss.Frame(now, FrameSamples, false) }},
 		{"SendStream.Relay", func() { pkt.Timestamp += FrameSamples; ss.Relay(time.Now(), 5, pkt.Timestamp, FrameSamples, false) }},

@@ -128,7 +128,7 @@ func TestSessionCountsLoss(t *testing.T) {
 	now := time.Unix(1000, 0)
 	feed := func(from *net.UDPAddr, p []byte) {
 		now = now.Add(FrameDuration)
-		r.packet(p, from, now)
+		r.packet(p, from, now, time.Time{})
 	}
 	pcm := make([]int16, 10*FrameSamples)
 	audio := st.audio(ULaw, pcm) // 65530 … 65535, 0 … 3

@@ -114,6 +114,9 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media session: %w", err)
 	}
+	if err := EnableRxStamps(conn); err != nil {
+		cfg.Logger.Debug("no kernel receive stamps: relay latency not measured", "error", err)
+	}
 	s := &Session{
 		cfg:    cfg,
 		log:    cfg.Logger,
@@ -475,6 +478,7 @@ func (s *Session) receive() {
 	defer s.wg.Done()
 	r := &receiver{s: s, tones: NewToneDetector()}
 	buf := make([]byte, 1500)
+	var oob [StampOOB]byte
 	// ReadFromUDP allocates the sender's IP on every packet;
 	// ReadFromUDPAddrPort does not, and from is rebuilt in place (packet
 	// does not keep it: latch copies).
@@ -483,7 +487,7 @@ func (s *Session) receive() {
 		ip   [16]byte
 	)
 	for {
-		n, ap, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, ap, err := s.conn.ReadMsgUDPAddrPort(buf, oob[:])
 		if err != nil {
 			select {
 			case <-s.done:
@@ -504,12 +508,14 @@ func (s *Session) receive() {
 			from.IP = append(ip[:0], v6[:]...)
 		}
 		from.Port, from.Zone = int(ap.Port()), addr.Zone()
-		r.packet(buf[:n], &from, time.Now())
+		rx, _ := RxStamp(oob[:oobn])
+		r.packet(buf[:n], &from, time.Now(), rx)
 	}
 }
 
 // packet handles one datagram: validate, latch, count, detect DTMF.
-func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
+// rx is the kernel's receive stamp, zero without one.
+func (r *receiver) packet(b []byte, from *net.UDPAddr, now, rx time.Time) {
 	s := r.s
 	h, ok := parseRTP(b)
 	if !ok {
@@ -553,7 +559,7 @@ func (r *receiver) packet(b []byte, from *net.UDPAddr, now time.Time) {
 	}
 
 	if !isEvent && order != seqDuplicate {
-		pkt := AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload}
+		pkt := AudioPacket{SSRC: h.ssrc, Sequence: h.seq, Timestamp: h.ts, Marker: h.marker, Payload: h.payload, Received: rx}
 		if sink := s.sink.Load(); sink != nil {
 			(*sink)(pkt)
 		}

@@ -1121,7 +1121,7 @@ func TestReceiverRelatch(t *testing.T) {
 		{&net.UDPAddr{IP: b.IP.To4(), Port: b.Port}, 3720, b.String(), 3},
 	}
 	for i, step := range steps {
-		r.packet(pkt(), step.from, at(step.ms))
+		r.packet(pkt(), step.from, at(step.ms), time.Time{})
 		if remote() != step.remote || s.Stats().Foreign != step.foreign {
 			t.Fatalf("step %d: sending to %s with %d foreign, want %s and %d", i, remote(), s.Stats().Foreign, step.remote, step.foreign)
 		}
@@ -1136,7 +1136,7 @@ func TestReceiverRelatch(t *testing.T) {
 	if remote() != c.String() {
 		t.Errorf("after SetRemote, sending to %s", remote())
 	}
-	r.packet(pkt(), d, at(3740))
+	r.packet(pkt(), d, at(3740), time.Time{})
 	if remote() != d.String() {
 		t.Errorf("after SetRemote and a packet from %s, sending to %s", d, remote())
 	}
@@ -1146,7 +1146,7 @@ func TestReceiverRelatch(t *testing.T) {
 	if remote() != d.String() {
 		t.Errorf("SetRemote(nil) changed the address to %s", remote())
 	}
-	r.packet(pkt(), a, at(3760))
+	r.packet(pkt(), a, at(3760), time.Time{})
 	if remote() != a.String() {
 		t.Errorf("after SetRemote(nil) and a packet from %s, sending to %s", a, remote())
 	}
@@ -1158,7 +1158,7 @@ func TestReceiverLatchCopiesAddress(t *testing.T) {
 	r, s := newReceiver(t, SessionConfig{Law: ULaw})
 	from := &net.UDPAddr{IP: net.IPv4(198, 51, 100, 1).To4(), Port: 10000}
 	st := &stream{ssrc: 1}
-	r.packet(st.audio(ULaw, make([]int16, 160))[0], from, time.Now())
+	r.packet(st.audio(ULaw, make([]int16, 160))[0], from, time.Now(), time.Time{})
 	from.IP[3] = 99
 	from.Port = 1
 	if got := s.remote.Load().String(); got != "198.51.100.1:10000" {
@@ -1262,7 +1262,7 @@ func TestPacketEventPayloadWithPadding(t *testing.T) {
 	binary.BigEndian.PutUint32(b[4:], 1234)
 	b = append(b, 4, 0x0a, 0, 0) // '4', duration 0
 	b = append(b, 0, 0, 0, 4)    // four bytes of padding
-	r.packet(b, &net.UDPAddr{IP: loopback, Port: 9}, time.Now())
+	r.packet(b, &net.UDPAddr{IP: loopback, Port: 9}, time.Now(), time.Time{})
 	select {
 	case d := <-s.Digits():
 		if d.Key != '4' {
@@ -1374,13 +1374,13 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		f    func()
 	}{
 		{"parseRTP", func() { parseRTP(audio) }},
-		{"packet/inband", func() { now = now.Add(FrameDuration); inband.packet(audio, from, now) }},
-		{"packet/audio with events negotiated", func() { now = now.Add(FrameDuration); withEvents.packet(audio, from, now) }},
-		{"packet/event", func() { now = now.Add(FrameDuration); withEvents.packet(event, from, now) }},
+		{"packet/inband", func() { now = now.Add(FrameDuration); inband.packet(audio, from, now, time.Time{}) }},
+		{"packet/audio with events negotiated", func() { now = now.Add(FrameDuration); withEvents.packet(audio, from, now, time.Time{}) }},
+		{"packet/event", func() { now = now.Add(FrameDuration); withEvents.packet(event, from, now, time.Time{}) }},
 		{"packet/in sequence", func() {
 			now = now.Add(FrameDuration)
 			binary.BigEndian.PutUint16(audio[2:4], binary.BigEndian.Uint16(audio[2:4])+1)
-			withEvents.packet(audio, from, now)
+			withEvents.packet(audio, from, now, time.Time{})
 		}},
 		{"EncodeFrame", func() { EncodeFrame(ALaw, enc, pcm) }},
 		{"DecodeFrame", func() { DecodeFrame(ALaw, pcm, enc) }},

@@ -151,7 +151,7 @@ func TestTapDoesNotAllocate(t *testing.T) {
 			now = now.Add(FrameDuration)
 			st.seq++
 			audio[2], audio[3] = byte(st.seq>>8), byte(st.seq)
-			rcv.packet(audio, from, now)
+			rcv.packet(audio, from, now, time.Time{})
 		}},
 	} {
 		if n := testing.AllocsPerRun(200, c.f); n != 0 {

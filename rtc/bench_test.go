@@ -83,7 +83,7 @@ func (r *relayRig) callerPacket() {
 func (r *relayRig) agentPacket() {
 	binary.BigEndian.PutUint16(r.agent[2:], binary.BigEndian.Uint16(r.agent[2:])+1)
 	binary.BigEndian.PutUint32(r.agent[4:], binary.BigEndian.Uint32(r.agent[4:])+media.FrameSamples)
-	r.br.fromAgent(r.agent, r.conv, &r.pkt)
+	r.br.fromAgent(r.agent, r.conv, &r.pkt, time.Time{})
 }
 
 func BenchmarkRelayCallerToAgent(b *testing.B) {
@@ -153,7 +153,12 @@ func TestRelayDoesNotAllocate(t *testing.T) {
 // asserted (numbers live in benchmarks).
 func TestRelayLatency(t *testing.T) {
 	checkGoroutines(t)
-	e := newEngine(t, Config{})
+	e := newEngine(t, Config{UDPPort: freeUDPPort(t)}) // the muxed port stamps the agent's packets
+	var before [2][]uint64
+	var beforeSum [2]time.Duration
+	for dir := range before {
+		before[dir], beforeSum[dir] = media.RelayLatency(dir)
+	}
 	p := newTestPeer(t, e, "agent1")
 	b := connect(t, p, media.ULaw)
 	c := newCaller(t, media.ULaw)
@@ -187,5 +192,29 @@ func TestRelayLatency(t *testing.T) {
 	}{{"caller → agent", toAgent}, {"agent → caller", toCaller}} {
 		slices.Sort(d.v)
 		t.Logf("%s over %d packets: p50 %v, p99 %v, max %v", d.name, n, d.v[n/2], d.v[n*99/100], d.v[n-1])
+	}
+	// The server's own share, from the kernel's receive stamps: every
+	// packet counted in each direction, and on average no more than the
+	// whole trip the test timed (which adds the test's sockets and pion on
+	// the browser's side).
+	for dir, total := range [][]time.Duration{toAgent, toCaller} {
+		counts, sum := media.RelayLatency(dir)
+		var got uint64
+		for i := range counts {
+			got += counts[i] - before[dir][i]
+		}
+		if got < n*9/10 {
+			t.Errorf("direction %d: %d packets' latency measured, want about %d", dir, got, n)
+			continue
+		}
+		var whole time.Duration
+		for _, d := range total {
+			whole += d
+		}
+		mean, wholeMean := (sum-beforeSum[dir])/time.Duration(got), whole/time.Duration(len(total))
+		t.Logf("direction %d: server-added mean %v over %d packets (end to end %v)", dir, mean, got, wholeMean)
+		if mean <= 0 || mean > wholeMean {
+			t.Errorf("direction %d: server-added mean %v, end to end %v: the stamps are not the packets'", dir, mean, wholeMean)
+		}
 	}
 }

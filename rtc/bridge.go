@@ -181,6 +181,7 @@ func (b *Bridge) fromCaller(pkt media.AudioPacket) {
 		b.droppedToAgent.Add(1)
 		return
 	}
+	media.ObserveRelay(media.ToAgent, pkt.Received)
 	b.toAgent.Add(1)
 	if transcoded {
 		b.transcodedToAgent.Add(1)
@@ -193,8 +194,9 @@ func (b *Bridge) fromCaller(pkt media.AudioPacket) {
 
 // fromAgent is one packet from the agent (decrypted RTP in buf), on the
 // Peer's reader goroutine, to the caller now. conv and pkt are the
-// reader's scratch space.
-func (b *Bridge) fromAgent(buf, conv []byte, pkt *rtp.Packet) {
+// reader's scratch space; rx is the packet's kernel receive stamp, zero
+// when unknown.
+func (b *Bridge) fromAgent(buf, conv []byte, pkt *rtp.Packet, rx time.Time) {
 	if b.held.Load() {
 		return
 	}
@@ -226,6 +228,7 @@ func (b *Bridge) fromAgent(buf, conv []byte, pkt *rtp.Packet) {
 	err := r.Write(media.AudioPacket{SSRC: pkt.SSRC, Sequence: pkt.SequenceNumber, Timestamp: pkt.Timestamp, Marker: pkt.Marker, Payload: payload})
 	switch {
 	case err == nil:
+		media.ObserveRelay(media.ToCaller, rx)
 		b.toCaller.Add(1)
 		if transcoded {
 			b.transcodedToCaller.Add(1)

@@ -48,10 +48,11 @@ type Config struct {
 // Engine holds what every agent's PeerConnection shares. It is safe for
 // concurrent use.
 type Engine struct {
-	api *webrtc.API
-	log *slog.Logger
-	mux ice.UDPMux // nil unless Config.UDPPort
-	lan net.Addr   // the muxed port's address
+	api    *webrtc.API
+	log    *slog.Logger
+	mux    ice.UDPMux   // nil unless Config.UDPPort
+	lan    net.Addr     // the muxed port's address
+	stamps *stampedConn // the mux's socket with receive stamps; nil unless one address and the kernel stamps
 
 	mu     sync.Mutex
 	peers  map[*Peer]struct{}
@@ -149,7 +150,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rtc: ICE port: %w", err)
 		}
-		e.mux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), conn)
+		var pc net.PacketConn = conn
+		if e.stamps = newStampedConn(conn); e.stamps != nil {
+			pc = e.stamps
+		}
+		e.mux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), pc)
 		e.lan = conn.LocalAddr()
 		se.SetICEUDPMux(e.mux)
 	case cfg.PortMax > 0:

@@ -317,6 +317,12 @@ func (p *Peer) readAgent(track *webrtc.TrackRemote) {
 	buf := make([]byte, 1500)
 	conv := make([]byte, 1500)
 	var pkt rtp.Packet
+	var stamp *lastStamp
+	if st := p.e.stamps; st != nil {
+		var unwatch func()
+		stamp, unwatch = st.watchSSRC(uint32(track.SSRC()))
+		defer unwatch()
+	}
 	for {
 		n, _, err := track.Read(buf)
 		if err != nil {
@@ -326,7 +332,11 @@ func (p *Peer) readAgent(track *webrtc.TrackRemote) {
 			continue // a packet pion could not take (an unknown payload type)
 		}
 		if b := p.bridge.Load(); b != nil {
-			b.fromAgent(buf[:n], conv, &pkt)
+			var rx time.Time
+			if stamp != nil && n >= 4 {
+				rx = p.e.stamps.received(stamp, uint16(buf[2])<<8|uint16(buf[3]))
+			}
+			b.fromAgent(buf[:n], conv, &pkt, rx)
 		}
 	}
 }

@@ -27,7 +27,34 @@ func registerPacing(reg prometheus.Registerer) {
 			func(p media.PacingStats) uint64 { return p.Late }),
 		counter("ivrd_rtp_paced_skipped_total", "Frames not sent at all because a call's sender fell more than three frames behind.",
 			func(p media.PacingStats) uint64 { return p.Skipped }),
+		newRelayLatency(),
 	)
+}
+
+// relayLatency exports media's relay latency histograms as
+// ivrd_relay_latency_seconds{direction="to_agent"|"to_caller"}.
+type relayLatency struct{ desc *prometheus.Desc }
+
+func newRelayLatency() relayLatency {
+	return relayLatency{prometheus.NewDesc("ivrd_relay_latency_seconds",
+		"Time a relayed packet spent in ivrd, from the kernel's receive stamp to its copy's send (SRTP and scheduling included), by direction.",
+		[]string{"direction"}, nil)}
+}
+
+func (r relayLatency) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r relayLatency) Collect(ch chan<- prometheus.Metric) {
+	for dir, label := range []string{media.ToAgent: "to_agent", media.ToCaller: "to_caller"} {
+		counts, sum := media.RelayLatency(dir)
+		buckets := make(map[float64]uint64, len(media.RelayBuckets))
+		var cum uint64
+		for i, le := range media.RelayBuckets {
+			cum += counts[i]
+			buckets[le.Seconds()] = cum
+		}
+		cum += counts[len(counts)-1]
+		ch <- prometheus.MustNewConstHistogram(r.desc, cum, sum.Seconds(), buckets, label)
+	}
 }
 
 // Idle memory release: after a busy spell, once no call has been in

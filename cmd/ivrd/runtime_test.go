@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ivrd/media"
 )
 
 type syncBuffer struct {
@@ -61,5 +65,45 @@ func TestReleaseMemoryWhenIdle(t *testing.T) {
 	<-done
 	if n := released(); n != 1 {
 		t.Fatalf("released %d times after one busy spell, want 1; log:\n%s", n, out.String())
+	}
+}
+
+// TestRelayLatencyMetric: /metrics carries media's relay latency as a
+// Prometheus histogram per direction, cumulative buckets in seconds.
+func TestRelayLatencyMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	registerPacing(reg)
+	count := func() (toAgent, toCaller, under2ms uint64) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "ivrd_relay_latency_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				switch m.GetLabel()[0].GetValue() {
+				case "to_agent":
+					toAgent = h.GetSampleCount()
+					for _, b := range h.GetBucket() {
+						if b.GetUpperBound() == 0.002 {
+							under2ms = b.GetCumulativeCount()
+						}
+					}
+				case "to_caller":
+					toCaller = h.GetSampleCount()
+				}
+			}
+		}
+		return
+	}
+	a0, c0, u0 := count()
+	media.ObserveRelay(media.ToAgent, time.Now().Add(-time.Millisecond))
+	media.ObserveRelay(media.ToAgent, time.Now().Add(-30*time.Millisecond))
+	a1, c1, u1 := count()
+	if a1-a0 != 2 || c1 != c0 || u1-u0 != 1 {
+		t.Errorf("to_agent +%d (want 2), to_caller +%d (want 0), ≤ 2 ms +%d (want 1)", a1-a0, c1-c0, u1-u0)
 	}
 }
