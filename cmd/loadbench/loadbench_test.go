@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -138,7 +140,8 @@ func TestVerdicts(t *testing.T) {
 			{Kind: "ivr", N: 1000, Report: rep(1000, 1000, 0, 0), RSSPerCall: 50 << 10},
 			{Kind: "ivr", N: 2000, Report: rep(2000, 1990, 10, 0), RSSPerCall: 60 << 10, Use: usage{MaxActive: 2000, PeakRSS: 50<<20 + 2000*60<<10}},
 			{Kind: "ivr", N: 1500, Report: rep(1500, 1500, 0, 0), Paced: 1000, PacedLate: 50}, // 5% of frames late at ivrd: not paced
-			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10, Use: usage{MaxActive: 500, PeakRSS: 50<<20 + 500*70<<10}},
+			{Kind: "bridged", N: 500, Report: rep(500, 500, 0, 1.5), RSSPerCall: 70 << 10, Use: usage{MaxActive: 500, PeakRSS: 50<<20 + 500*70<<10},
+				ServerRelay: serverRelay{Packets: [2]float64{9000, 9000}, P50: [2]float64{0.1, 0.1}, P99: [2]float64{0.8, 2.5}}},
 		},
 		After: &idleState{Goroutines: 41, Sockets: 12, UDP: 4, RSS: 60 << 20, KeyKinds: map[string]int{"x": 1, "{q}:stats:billing": 1}},
 	}
@@ -161,7 +164,8 @@ func TestVerdicts(t *testing.T) {
 	check("call setups/s", "yes 500/s")
 	check("callers at once", "NO 1000") // 2,000 failed calls, 1,500 was late: the best clean step is 1,000
 	check("calls at once bridged", "NO 500")
-	check("relay latency p99 at 500", "yes")
+	check("relay latency p99 end to end at 500", "yes")
+	check("server-added relay latency p99 at 500", "NO 0.80 / 2.50 ms") // agent→caller over 2 ms
 	check("RSS per call, ivr 2000", "yes 60.0 KiB")
 	check("RSS per call, bridged 500", "NO 70.0 KiB")
 	check("accept → first caller audio", "yes")
@@ -247,5 +251,49 @@ func TestGroupGoroutines(t *testing.T) {
 	got := groupGoroutines(profile, 5)
 	if len(got) != 2 || got[0] != "4 ivrd/agents.(*agent).run" || got[1] != "1 ivrd/queue.(*Queue).supervise.func1" {
 		t.Errorf("groups %q", got)
+	}
+}
+
+// TestServerRelay: the relay latency histograms are read from /metrics
+// text, the step's share is what they gained, and the quantiles
+// interpolate within the bucket they fall in.
+func TestServerRelay(t *testing.T) {
+	metrics := func(toAgent [4]int) string {
+		var b strings.Builder
+		les := []string{"0.001", "0.002", "0.005", "+Inf"}
+		for i, le := range les {
+			fmt.Fprintf(&b, "ivrd_relay_latency_seconds_bucket{direction=\"to_agent\",le=%q} %d\n", le, toAgent[i])
+			fmt.Fprintf(&b, "ivrd_relay_latency_seconds_bucket{direction=\"to_caller\",le=%q} 0\n", le)
+		}
+		b.WriteString("ivrd_relay_latency_seconds_sum{direction=\"to_agent\"} 0.5\nivrd_other 3\n")
+		return b.String()
+	}
+	parse := func(text string) [2]relayHist {
+		var h [2]relayHist
+		for _, line := range strings.Split(text, "\n") {
+			if err := parseRelayLine(line, &h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return h
+	}
+	before := parse(metrics([4]int{10, 10, 10, 10}))
+	// The step: 90 packets ≤ 1 ms, 9 in (1, 2] ms, 1 beyond 5 ms.
+	after := parse(metrics([4]int{100, 109, 109, 110}))
+	r := relayDuring(before, after)
+	if r.Packets != [2]float64{100, 0} {
+		t.Errorf("packets %v, want [100 0]", r.Packets)
+	}
+	if math.Abs(r.P50[0]-0.5556) > 0.01 { // rank 50 of 90 in [0, 1] ms
+		t.Errorf("p50 %.4f ms, want 0.556", r.P50[0])
+	}
+	if math.Abs(r.P99[0]-2.0) > 0.01 { // rank 99: the last of (1, 2] ms
+		t.Errorf("p99 %.4f ms, want 2.0", r.P99[0])
+	}
+	if !math.IsNaN(r.P99[1]) {
+		t.Errorf("p99 without packets = %v, want NaN", r.P99[1])
+	}
+	if err := parseRelayLine(`ivrd_relay_latency_seconds_bucket{direction="to_agent",le="x"} 1`, &after); err == nil {
+		t.Error("a bad bound was accepted")
 	}
 }

@@ -32,6 +32,9 @@ type stepResult struct {
 	// ivrd's own view of its pacing during the step (ivrd_rtp_paced_*):
 	// frames due, sent more than half a frame late, skipped.
 	Paced, PacedLate, PacedSkipped float64
+	// The latency ivrd added to relayed packets (its kernel receive
+	// stamps, ivrd_relay_latency_seconds) during the step.
+	ServerRelay serverRelay `json:"server_relay"`
 	LogWarn                        int      `json:"log_warnings"`         // lines ivrd logged at WARN during the step
 	LogError                       int      `json:"log_errors"`           // and at ERROR
 	LogSample                      []string `json:"log_sample,omitempty"` // the first few distinct messages of those
@@ -64,6 +67,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	}
 	logFrom := fileSize(b.srv.logPath())
 	pacedBefore := b.srv.pacing()
+	relayBefore, _ := b.srv.relayHists()
 	genBefore := selfCPU()
 	sp := startSampler(b.srv, time.Second)
 
@@ -95,6 +99,9 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 		res.TopFrames = topFrames(b.binary, res.Profile, 12)
 	}
 	pacedAfter := b.srv.pacing()
+	if relayAfter, err := b.srv.relayHists(); err == nil {
+		res.ServerRelay = relayDuring(relayBefore, relayAfter)
+	}
 	res.Paced, res.PacedLate, res.PacedSkipped = pacedAfter[0]-pacedBefore[0], pacedAfter[1]-pacedBefore[1], pacedAfter[2]-pacedBefore[2]
 	res.LogWarn, res.LogError, res.LogSample = scanLog(b.srv.logPath(), logFrom, 5)
 	if err := b.srv.alive(); err != nil {
