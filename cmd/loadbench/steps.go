@@ -35,11 +35,11 @@ type stepResult struct {
 	// The latency ivrd added to relayed packets (its kernel receive
 	// stamps, ivrd_relay_latency_seconds) during the step.
 	ServerRelay serverRelay `json:"server_relay"`
-	LogWarn                        int      `json:"log_warnings"`         // lines ivrd logged at WARN during the step
-	LogError                       int      `json:"log_errors"`           // and at ERROR
-	LogSample                      []string `json:"log_sample,omitempty"` // the first few distinct messages of those
-	Profile                        string   `json:"profile,omitempty"`
-	TopFrames                      []string `json:"top_frames,omitempty"`
+	LogWarn     int         `json:"log_warnings"`         // lines ivrd logged at WARN during the step
+	LogError    int         `json:"log_errors"`           // and at ERROR
+	LogSample   []string    `json:"log_sample,omitempty"` // the first few distinct messages of those
+	Profile     string      `json:"profile,omitempty"`
+	TopFrames   []string    `json:"top_frames,omitempty"`
 }
 
 // bench is one loadbench run against one server.
