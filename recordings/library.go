@@ -1,7 +1,6 @@
 package recordings
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,9 +151,7 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 		log:  l.log.With("call_id", callID, "recording", id),
 		done: make(chan struct{}),
 	}
-	size := l.cfg.Buffer * media.FrameSamples
-	win := bytes.Repeat([]byte{law.Silence()}, 2*size)
-	r.win[left], r.win[right] = win[:size:size], win[size:]
+	r.makeWindow(l.cfg.Buffer)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing {

@@ -1,6 +1,7 @@
 package recordings
 
 import (
+	"bytes"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,14 @@ func (r *Recorder) place(ch int, p media.AudioPacket, at time.Time) {
 		payload = payload[n:]
 		ts += uint32(n)
 	}
+}
+
+// makeWindow gives the recorder a window of frames 20 ms frames per
+// channel, silent.
+func (r *Recorder) makeWindow(frames int) {
+	size := frames * media.FrameSamples
+	win := bytes.Repeat([]byte{r.law.Silence()}, 2*size)
+	r.win[left], r.win[right] = win[:size:size], win[size:]
 }
 
 // put copies b, whose first sample goes at position pos, into channel ch
