@@ -195,7 +195,7 @@ type Recordings struct {
 	Dir           string `yaml:"dir"`            // where recordings and their metadata are written
 	Enabled       bool   `yaml:"enabled"`        // record answered calls
 	RetentionDays int    `yaml:"retention_days"` // delete recordings older than this; 0: keep for ever
-	Buffer        int    `yaml:"buffer"`         // 20 ms frames buffered per direction between the call and the disk (default 100: 2 s)
+	Buffer        int    `yaml:"buffer"`         // a recording's window in memory, in 20 ms frames (default 50: 1 s)
 }
 
 // Shutdown configures what SIGTERM does.
@@ -279,7 +279,7 @@ func Defaults() Config {
 			LoginsPerUser:    Rate{N: 5, Per: time.Minute},
 			LoginsPerAddress: Rate{N: 20, Per: time.Minute},
 		},
-		Recordings: Recordings{Dir: "recordings", Enabled: true, RetentionDays: 90, Buffer: 100},
+		Recordings: Recordings{Dir: "recordings", Enabled: true, RetentionDays: 90, Buffer: 50},
 		Shutdown:   Shutdown{Grace: 30 * time.Second},
 		Log:        Log{Level: "info", Format: "text"},
 	}

@@ -260,7 +260,7 @@ func TestDefaults(t *testing.T) {
 		"recordings.dir":            {d.Recordings.Dir, "recordings"},
 		"recordings.enabled":        {d.Recordings.Enabled, true},
 		"recordings.retention_days": {d.Recordings.RetentionDays, 90},
-		"recordings.buffer":         {d.Recordings.Buffer, 100},
+		"recordings.buffer":         {d.Recordings.Buffer, 50},
 		"shutdown.grace":            {d.Shutdown.Grace, 30 * time.Second},
 		"log.level":                 {d.Log.Level, "info"},
 		"log.format":                {d.Log.Format, "text"},

@@ -1,7 +1,6 @@
 package recordings
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +23,7 @@ type Config struct {
 	Store Store  // where recordings live; default: a FileStore in Dir
 
 	Disabled bool // record nothing (Start returns nil); the index still serves old recordings
-	Buffer   int  // 20 ms frames buffered per direction between the media path and the writer (default 100: 2 s)
+	Buffer   int  // the window, in 20 ms frames: the stretch of each recording kept in memory for late packets and a writer held up (default and minimum 50: 1 s)
 
 	RetentionDays int           // delete recordings older than this many days; 0: keep for ever
 	SweepEvery    time.Duration // how often retention runs (default 1 h)
@@ -32,6 +31,11 @@ type Config struct {
 
 	Logger *slog.Logger
 }
+
+// MinBuffer is the least Config.Buffer: a window of 1 s, of which the
+// holdback, a block and a pass take 640 ms; the rest, 360 ms, is how long
+// a writer may be held up before frames are dropped.
+const MinBuffer = 50
 
 // Library is every recording in a store: it starts recorders, indexes
 // their metadata for search, serves them for playback, repairs those a
@@ -59,8 +63,11 @@ type Library struct {
 // Open opens the store, repairs and indexes what is in it, and starts the
 // retention job and the writers. Close stops them.
 func Open(cfg Config) (*Library, error) {
-	if cfg.Buffer <= 0 {
-		cfg.Buffer = 100
+	if cfg.Buffer == 0 {
+		cfg.Buffer = MinBuffer
+	}
+	if cfg.Buffer < MinBuffer {
+		return nil, fmt.Errorf("recordings: buffer of %d frames: at least %d", cfg.Buffer, MinBuffer)
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = time.Hour
@@ -142,10 +149,9 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 	r := &Recorder{
 		lib: l, e: e, id: id, law: law, start: answered,
 		log:  l.log.With("call_id", callID, "recording", id),
-		done: make(chan struct{}), end: -1,
-		win: bytes.Repeat([]byte{law.Silence()}, windowSamples*channels),
+		done: make(chan struct{}),
 	}
-	r.legs[left], r.legs[right] = newRing(l.cfg.Buffer), newRing(l.cfg.Buffer)
+	r.makeWindow(l.cfg.Buffer)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing {

@@ -467,7 +467,7 @@ func TestCallMetadata(t *testing.T) {
 }
 
 // BenchmarkRecorderWrite is the media side of recording: one packet each
-// way into the rings (the writer drains them meanwhile).
+// way placed into the window (the writer takes blocks out meanwhile).
 func BenchmarkRecorderWrite(b *testing.B) {
 	lib, err := Open(Config{Dir: b.TempDir(), Logger: discard})
 	if err != nil {

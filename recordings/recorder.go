@@ -1,6 +1,7 @@
 package recordings
 
 import (
+	"bytes"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,25 +24,30 @@ type Recorder struct {
 	law   media.Law
 	start time.Time
 	log   *slog.Logger
-	legs  [2]*ring // left: from the caller; right: to the caller
 
 	closeOnce sync.Once
 	ended     time.Time   // set by Close before closed
 	closed    atomic.Bool // the tap is quiet; the writer finishes at ended
 	done      chan struct{}
 
+	// The window: the recording's latest stretch, which the taps fill and
+	// the writer empties. mu is held for a packet's placement or a block's
+	// decoding, never for the disk.
+	mu      sync.Mutex
+	placers [2]placer
+	win     [2][]byte // per channel (left, right): the call's law, circular by position
+	flushed int64     // the window starts here; before it, taken by the writer (changed under mu, by the writer only)
+	late    uint64    // frames whose place was already taken
+	over    uint64    // frames beyond the window: the writer was held up
+
 	// The rest belongs to the writer goroutine, and to seal once the
 	// writer hands the finished recording over.
-	blob    Blob
-	placers [2]placer
-	win     []byte // windowSamples stereo samples in the call's law, circular by position
-	flushed int64  // samples written (per channel); the window starts here
-	end     int64  // at finish: nothing at or after this position; -1 before
-	synced  time.Time
-
-	late, writeDropped uint64
-	reported           uint64 // drops already logged
-	err                error  // the first write error
+	blob         Blob
+	end          int64 // at finish: the recording's length in samples
+	synced       time.Time
+	writeDropped uint64 // frames whose write failed
+	reported     uint64 // drops already logged
+	err          error  // the first write error
 }
 
 // The channels of a recording.
@@ -59,22 +65,77 @@ func (r *Recorder) ID() string {
 }
 
 // FromCaller implements media.Tap: the caller's audio, placed by its RTP
-// timestamps anchored to its arrival. It never blocks or allocates.
+// timestamps anchored to its arrival. It never waits for the disk and
+// never allocates.
 func (r *Recorder) FromCaller(p media.AudioPacket, at time.Time) {
 	if r == nil || r.closed.Load() {
 		return
 	}
-	r.legs[left].push(int64(at.Sub(r.start)), p.SSRC, p.Timestamp, p.Payload)
+	r.place(left, p, at)
 }
 
 // ToCaller implements media.Tap: what the caller hears, placed by the
-// session's stream timestamps anchored to the send time. It never blocks
-// or allocates.
+// session's stream timestamps anchored to the send time. It never waits
+// for the disk and never allocates.
 func (r *Recorder) ToCaller(p media.AudioPacket, at time.Time) {
 	if r == nil || r.closed.Load() {
 		return
 	}
-	r.legs[right].push(int64(at.Sub(r.start)), p.SSRC, p.Timestamp, p.Payload)
+	r.place(right, p, at)
+}
+
+// place copies a packet's bytes into channel ch of the window, in pieces
+// of at most 20 ms, each at the position its placer gives. The lock is
+// contended only by the call's other direction and, for the few
+// microseconds a block takes to decode, by the writer.
+func (r *Recorder) place(ch int, p media.AudioPacket, at time.Time) {
+	arrival := samplesAt(at.Sub(r.start))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() { // the writer may be finishing: the window is its own
+		return
+	}
+	ts, payload := p.Timestamp, p.Payload
+	for len(payload) > 0 {
+		n := min(len(payload), media.FrameSamples)
+		r.put(ch, r.placers[ch].place(p.SSRC, ts, arrival), payload[:n])
+		payload = payload[n:]
+		ts += uint32(n)
+	}
+}
+
+// makeWindow gives the recorder a window of frames 20 ms frames per
+// channel, silent.
+func (r *Recorder) makeWindow(frames int) {
+	size := frames * media.FrameSamples
+	win := bytes.Repeat([]byte{r.law.Silence()}, 2*size)
+	r.win[left], r.win[right] = win[:size:size], win[size:]
+}
+
+// put copies b, whose first sample goes at position pos, into channel ch
+// of the window. What the writer already took is late; what lies beyond
+// the window (the writer is behind) is dropped: the window never grows.
+// Either costs the frame, counted once.
+func (r *Recorder) put(ch int, pos int64, b []byte) {
+	to := pos + int64(len(b))
+	if to <= r.flushed {
+		r.late++
+		return
+	}
+	w := r.win[ch]
+	if limit := r.flushed + int64(len(w)); to > limit {
+		r.over++
+		if pos >= limit {
+			return
+		}
+		b = b[:limit-pos]
+	}
+	if pos < r.flushed {
+		b = b[r.flushed-pos:]
+		pos = r.flushed
+	}
+	n := copy(w[pos%int64(len(w)):], b)
+	copy(w, b[n:])
 }
 
 // Mark notes that the call entered a segment now — SegmentIVR,

@@ -9,19 +9,28 @@ import (
 	"ivrd/media"
 )
 
-// The writers' timing. A writer goes over its recordings every tick;
-// packets wait in the rings until then. A recording's window holds its
-// last stretch while late packets may still land in it, and is written
-// out holdback behind the clock in whole blocks, so each write to the
-// store carries at least a block of audio (the last one excepted). The
-// window covers the holdback, a block not yet whole and a tick, with
-// 160 ms to spare for a writer running late; beyond that the oldest
-// audio is written early (late packets then count as late_frames).
+// The writers' timing. A writer goes over its recordings every tick. A
+// recording's window holds its latest stretch while late packets may
+// still land in it; the writer takes what is older than holdback out of
+// it in whole blocks and writes them, so each write to the store carries
+// at least a block of audio (the last one excepted). Just before a pass
+// the window must reach from the oldest sample not yet taken (holdback, a
+// block not yet whole and a tick behind the clock) to a packet's end (a
+// frame, and a frame early) ahead of it: minWindow. A window of w samples
+// lets the writer be held up for w-minWindow before the taps drop frames.
 const (
-	tick          = 250 * time.Millisecond
-	holdback      = 300 * media.SampleRate / 1000 // samples
-	blockSamples  = media.SampleRate / 4          // 250 ms per channel
-	windowSamples = media.SampleRate              // 1 s per channel
+	tick         = 50 * time.Millisecond
+	holdback     = 300 * media.SampleRate / 1000 // samples
+	blockSamples = media.SampleRate / 4          // 250 ms per channel
+	minWindow    = holdback + blockSamples + int64(tick)*media.SampleRate/int64(time.Second) + 2*media.FrameSamples
+	// outSamples is the most a writer takes in one write: the buffer it
+	// holds for them, whole blocks.
+	outSamples = media.SampleRate // 1 s
+	// openBudget is the time a pass spends opening new recordings (each a
+	// create and a metadata fsync) before it leaves the rest to the next,
+	// so that a burst of calls starting at once does not hold up the
+	// recordings being written.
+	openBudget = 100 * time.Millisecond
 )
 
 // linear decodes G.711, one table per law (indexed by media.Law): windows
@@ -38,11 +47,11 @@ var linear = func() (t [2][256]int16) {
 
 // writer is one of the library's writer goroutines (one per CPU). Start
 // gives each recording to one of them; every tick the writer goes over
-// its recordings: it opens new ones, drains their rings into their
-// windows, writes what is older than the holdback, updates headers and
-// metadata every SyncEvery, and finishes those that were closed. It holds
-// the one PCM buffer its writes need, so a recording costs its rings and
-// a window of G.711 bytes, and no goroutine.
+// its recordings: it takes what is older than the holdback out of their
+// windows and writes it, updates headers and metadata every SyncEvery,
+// finishes those that were closed and opens new ones. It holds the one
+// PCM buffer its writes need, so a recording costs its window of G.711
+// bytes, and no goroutine.
 type writer struct {
 	lib  *Library
 	wake chan struct{} // a pass now: a recording was started or closed
@@ -51,11 +60,11 @@ type writer struct {
 	added []*Recorder // given by Start, not yet opened
 
 	recs []*Recorder // being written; run's alone
-	out  []byte      // a window of 16-bit stereo PCM: one write's buffer
+	out  []byte      // 16-bit stereo PCM: one write's buffer
 }
 
 func newWriter(l *Library) *writer {
-	return &writer{lib: l, wake: make(chan struct{}, 1), out: make([]byte, windowSamples*bytesPerFrame)}
+	return &writer{lib: l, wake: make(chan struct{}, 1), out: make([]byte, outSamples*bytesPerFrame)}
 }
 
 // give adds a recording; the next pass opens it.
@@ -90,22 +99,19 @@ func (w *writer) run(quit <-chan struct{}) {
 		}
 		w.pass()
 		if stopping && len(w.recs) == 0 {
-			return
+			w.mu.Lock()
+			idle := len(w.added) == 0
+			w.mu.Unlock()
+			if idle {
+				return
+			}
 		}
 	}
 }
 
-// pass opens the recordings given since the last, finishes the closed
-// ones and writes the others.
+// pass writes the recordings being written, finishes the closed ones, and
+// then opens those given since the last, for at most openBudget.
 func (w *writer) pass() {
-	w.mu.Lock()
-	added := w.added
-	w.added = nil
-	w.mu.Unlock()
-	for _, r := range added {
-		w.open(r)
-		w.recs = append(w.recs, r)
-	}
 	kept := w.recs[:0]
 	for _, r := range w.recs {
 		if r.closed.Load() {
@@ -117,6 +123,23 @@ func (w *writer) pass() {
 	}
 	clear(w.recs[len(kept):])
 	w.recs = kept
+
+	w.mu.Lock()
+	added := w.added
+	w.added = nil
+	w.mu.Unlock()
+	deadline := time.Now().Add(openBudget)
+	for i, r := range added {
+		if i > 0 && time.Now().After(deadline) {
+			w.mu.Lock()
+			w.added = append(added[i:], w.added...)
+			w.mu.Unlock()
+			w.poke()
+			return
+		}
+		w.open(r)
+		w.recs = append(w.recs, r)
+	}
 }
 
 // open creates the recording's WAV and writes its header and metadata.
@@ -141,10 +164,9 @@ func samplesAt(d time.Duration) int64 {
 	return int64(d) * media.SampleRate / int64(time.Second)
 }
 
-// step places what waits in the rings, writes the whole blocks older than
-// the holdback and, every SyncEvery, the header and metadata.
+// step writes the whole blocks older than the holdback and, every
+// SyncEvery, the header and metadata.
 func (w *writer) step(r *Recorder, now time.Time) {
-	w.drain(r)
 	w.flushTo(r, (samplesAt(now.Sub(r.start))-holdback)/blockSamples*blockSamples)
 	if now.Sub(r.synced) >= w.lib.cfg.SyncEvery {
 		r.synced = now
@@ -152,85 +174,83 @@ func (w *writer) step(r *Recorder, now time.Time) {
 		if err := r.e.save(w.lib.store, r.id); err != nil {
 			r.noteErr(fmt.Errorf("metadata: %w", err))
 		}
-		if d := r.dropped(); d > r.reported {
+		if d, _ := r.lost(); d > r.reported {
 			r.log.Warn("recording frames dropped: the disk is not keeping up", "dropped_frames", d, "new", d-r.reported)
 			r.reported = d
 		}
 	}
 }
 
-// dropped is every frame lost so far.
-func (r *Recorder) dropped() uint64 {
-	return r.legs[left].dropped.Load() + r.legs[right].dropped.Load() + r.writeDropped
+// lost is every frame dropped so far (the writer too far behind, or a
+// write failed) and every frame that came too late; the writer's.
+func (r *Recorder) lost() (dropped, late uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over + r.writeDropped, r.late
 }
 
-// drain places everything waiting in the rings, oldest first across both
-// directions (so a backlog after a stall is placed in time order).
-func (w *writer) drain(r *Recorder) {
-	for {
-		a, b := r.legs[left].peek(), r.legs[right].peek()
-		switch {
-		case a == nil && b == nil:
-			return
-		case b == nil || a != nil && a.at <= b.at:
-			w.place(r, left, a)
-			r.legs[left].pop()
-		default:
-			w.place(r, right, b)
-			r.legs[right].pop()
-		}
-	}
-}
-
-// place copies a slot's bytes into the window at their position; a slot
-// whose place was already written counts as late.
-func (w *writer) place(r *Recorder, ch int, s *slot) {
-	pos := r.placers[ch].place(s.ssrc, s.ts, samplesAt(time.Duration(s.at)))
-	to := pos + int64(s.n)
-	if to <= r.flushed {
-		r.late++
-		return
-	}
-	if r.end >= 0 {
-		to = min(to, r.end)
-	}
-	if over := to - (r.flushed + windowSamples); over > 0 {
-		// Ahead of the window (the writer ran late): make room, a whole
-		// number of blocks.
-		w.flushTo(r, r.flushed+(over+blockSamples-1)/blockSamples*blockSamples)
-	}
-	for p := max(pos, r.flushed); p < to; p++ {
-		r.win[(p%windowSamples)*channels+int64(ch)] = s.pcm[p-pos]
-	}
-}
-
-// flushTo writes the window up to position target (exclusive) as 16-bit
-// PCM, in one write when it fits the buffer, and fills what it wrote with
-// silence. Beyond the window it writes silence.
+// flushTo takes the window up to position target (exclusive) and writes
+// it as 16-bit PCM, in one write when it fits the writer's buffer. Under
+// the recorder's lock it decodes a part into the buffer, fills that part
+// of the window with silence and moves the window on; the write is made
+// after the lock is released, so a tap never waits for the disk. Packets
+// for what was taken count as late from then on.
 func (w *writer) flushTo(r *Recorder, target int64) {
-	le := binary.LittleEndian
-	pcm, silence := &linear[r.law], r.law.Silence()
-	for r.flushed < target {
-		n := min(target-r.flushed, windowSamples)
+	for r.flushed < target { // only this goroutine changes flushed
+		from := r.flushed
+		n := min(target-from, outSamples)
 		buf := w.out[:n*bytesPerFrame]
-		for i := int64(0); i < n; i++ {
-			k := ((r.flushed + i) % windowSamples) * channels
-			le.PutUint16(buf[i*bytesPerFrame:], uint16(pcm[r.win[k]]))
-			le.PutUint16(buf[i*bytesPerFrame+2:], uint16(pcm[r.win[k+1]]))
-			r.win[k], r.win[k+1] = silence, silence
-		}
+		r.mu.Lock()
+		r.take(buf, from)
+		r.flushed = from + n
+		r.mu.Unlock()
 		lost := true
 		if r.blob != nil {
-			if _, err := r.blob.WriteAt(buf, wavHeaderSize+r.flushed*bytesPerFrame); err != nil {
+			if _, err := r.blob.WriteAt(buf, wavHeaderSize+from*bytesPerFrame); err != nil {
 				r.noteErr(fmt.Errorf("write: %w", err))
 			} else {
 				lost = false
 			}
 		}
 		if lost {
+			r.mu.Lock()
 			r.writeDropped += uint64((n + media.FrameSamples - 1) / media.FrameSamples)
+			r.mu.Unlock()
 		}
-		r.flushed += n
+	}
+}
+
+// take decodes the window from position from into buf (16-bit stereo
+// PCM, as many samples as it holds, at most the window) and fills what it
+// took with silence. r.mu is held.
+func (r *Recorder) take(buf []byte, from int64) {
+	le := binary.LittleEndian
+	pcm, silence := &linear[r.law], r.law.Silence()
+	size := int64(len(r.win[left]))
+	i := from % size
+	for len(buf) > 0 {
+		k := min(int64(len(buf)/bytesPerFrame), size-i)
+		a, b := r.win[left][i:i+k], r.win[right][i:i+k]
+		b = b[:len(a)]
+		out := buf[:len(a)*bytesPerFrame]
+		for j := range a {
+			le.PutUint32(out[j*bytesPerFrame:], uint32(uint16(pcm[a[j]]))|uint32(uint16(pcm[b[j]]))<<16)
+		}
+		fill(a, silence)
+		fill(b, silence)
+		buf = buf[len(out):]
+		i = 0
+	}
+}
+
+// fill sets every byte of b to v.
+func fill(b []byte, v byte) {
+	if len(b) == 0 {
+		return
+	}
+	b[0] = v
+	for n := 1; n < len(b); n *= 2 {
+		copy(b[n:], b[:n])
 	}
 }
 
@@ -253,13 +273,12 @@ func (r *Recorder) noteErr(err error) {
 
 // finish writes the rest up to the hangup and the final header, and
 // leaves the rest to seal, on a goroutine of its own: the fsyncs of
-// recordings that end do not hold up the writer's others.
+// recordings that end do not hold up the writer's others. The tap is
+// closed: packets that come in while it closes are not part of the
+// recording, and none is placed once flushTo has taken the lock.
 func (w *writer) finish(r *Recorder) {
 	r.end = max(samplesAt(r.ended.Sub(r.start)), r.flushed)
-	w.drain(r)
 	w.flushTo(r, r.end)
-	// Packets that came in while the tap was closing are not part of the
-	// recording; what is left in the rings is dropped unread.
 	w.writeHeader(r)
 	w.lib.sealing.Add(1)
 	go func() {
@@ -281,7 +300,7 @@ func (r *Recorder) seal() {
 		}
 	}
 	ended := r.ended
-	dropped, late := r.dropped(), r.late
+	dropped, late := r.lost()
 	dur := time.Duration(r.end) * time.Second / media.SampleRate
 	r.e.update(func(m *Meta) {
 		m.finish(ended, dur)
@@ -302,8 +321,11 @@ func (r *Recorder) seal() {
 		}
 	}
 	r.lib.finished(r, r.blob != nil && err == nil)
+	r.mu.Lock()
+	reanchors := r.placers[left].reanchors + r.placers[right].reanchors
+	r.mu.Unlock()
 	r.log.Info("recording written", "duration", dur, "dropped_frames", dropped, "late_frames", late,
-		"reanchors", r.placers[left].reanchors+r.placers[right].reanchors, "error", errString(r.err))
+		"reanchors", reanchors, "error", errString(r.err))
 }
 
 func errString(err error) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,9 +100,10 @@ func TestWritesInBlocks(t *testing.T) {
 	}
 }
 
-// TestRecordingFootprint: a recording in progress costs its rings and its
-// window — under 64 KiB with the default buffer — and no goroutine: the
-// library's writers, started by Open, write every recording.
+// TestRecordingFootprint: a recording in progress costs its window (16 KB
+// with the default buffer) and little else — under 20 KiB in all — and no
+// goroutine: the library's writers, started by Open, write every
+// recording.
 func TestRecordingFootprint(t *testing.T) {
 	checkGoroutines(t)
 	lib := openLib(t, Config{})
@@ -125,7 +127,7 @@ func TestRecordingFootprint(t *testing.T) {
 	if more > 0 {
 		t.Errorf("%d recordings started %d goroutines", n, more)
 	}
-	if perRec > 64<<10 {
+	if perRec > 20<<10 {
 		t.Errorf("a recording holds %.0f bytes", perRec)
 	}
 }
@@ -143,5 +145,228 @@ func TestStartAfterClose(t *testing.T) {
 	}
 	if r := lib.Start("late", media.ULaw, time.Now()); r != nil {
 		t.Error("a closed library started a recorder")
+	}
+}
+
+// memBlob is a Blob in memory.
+type memBlob struct{ data []byte }
+
+func (b *memBlob) WriteAt(p []byte, off int64) (int, error) {
+	if end := int(off) + len(p); end > len(b.data) {
+		b.data = append(b.data, make([]byte, end-len(b.data))...)
+	}
+	return copy(b.data[off:], p), nil
+}
+
+func (b *memBlob) Sync() error  { return nil }
+func (b *memBlob) Close() error { return nil }
+
+// TestWindowLimits: with no writer taking anything, the taps fill the
+// window and drop what lies beyond it, counted once per frame; nothing
+// placed before is harmed, and once the writer has moved the window on,
+// packets land again where they belong — and a packet for what the writer
+// already took counts as late.
+func TestWindowLimits(t *testing.T) {
+	const frames = MinBuffer
+	start := time.Now()
+	r := &Recorder{law: media.ULaw, start: start, log: discard, blob: &memBlob{}}
+	r.makeWindow(frames)
+	// Frames from the window's end on carry other tones, so that audio
+	// which should have been dropped is told from audio it overwrote.
+	tones := func(k int) (float64, float64) {
+		if k < frames {
+			return 440, 1000
+		}
+		return 700, 1500
+	}
+	feed := func(k int, arrival time.Duration) {
+		at := start.Add(arrival)
+		ts := uint32(k * media.FrameSamples)
+		fl, fr := tones(k)
+		r.FromCaller(media.AudioPacket{SSRC: 1, Timestamp: ts, Payload: toneFrame(media.ULaw, fl, k)}, at)
+		r.ToCaller(media.AudioPacket{SSRC: 2, Timestamp: ts, Payload: toneFrame(media.ULaw, fr, k)}, at)
+	}
+	for k := range frames + 10 { // 10 frames a way beyond the window
+		feed(k, time.Duration(k)*media.FrameDuration)
+	}
+	if d, l := r.lost(); d != 20 || l != 0 {
+		t.Errorf("beyond the window: dropped %d, late %d; want 20, 0", d, l)
+	}
+	w := newWriter(nil)
+	w.flushTo(r, frames/2*media.FrameSamples) // the writer takes half the window
+	// Frame 60 fits again; frame 24, 100 ms late, was taken: late.
+	feed(60, 60*media.FrameDuration)
+	r.FromCaller(media.AudioPacket{SSRC: 1, Timestamp: 24 * media.FrameSamples, Payload: toneFrame(media.ULaw, 440, 24)}, start.Add(24*media.FrameDuration+100*time.Millisecond))
+	w.flushTo(r, 61*media.FrameSamples)
+	if d, l := r.lost(); d != 20 || l != 1 {
+		t.Errorf("after the writer moved on: dropped %d, late %d; want 20, 1", d, l)
+	}
+	if n := r.placers[left].reanchors + r.placers[right].reanchors; n != 0 {
+		t.Errorf("%d re-anchors", n)
+	}
+	data := r.blob.(*memBlob).data
+	h := wavHeader(int64(len(data) - wavHeaderSize))
+	copy(data, h[:])
+	left, right, err := DecodeStereo(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 61*media.FrameSamples {
+		t.Fatalf("%d samples written, want %d", len(left), 61*media.FrameSamples)
+	}
+	for k := range 61 {
+		f := media.FrameSamples
+		fl, fr := tones(k)
+		want := k < frames || k == 60
+		l, r := power(left[k*f:(k+1)*f], fl) > 0.02, power(right[k*f:(k+1)*f], fr) > 0.02
+		if l != want || r != want {
+			t.Errorf("frame %d: left %.0f Hz %v, right %.0f Hz %v; want %v", k, fl, l, fr, r, want)
+		}
+		if k < frames && (power(left[k*f:(k+1)*f], 700) > 0.02 || power(right[k*f:(k+1)*f], 1500) > 0.02) {
+			t.Errorf("frame %d: overwritten by a frame beyond the window", k)
+		}
+	}
+}
+
+// dataBlockStore is a FileStore whose audio writes (not headers) block
+// until release is closed; entered counts those begun.
+type dataBlockStore struct {
+	*FileStore
+	release chan struct{}
+	entered atomic.Int64
+}
+
+type dataBlockBlob struct {
+	Blob
+	s *dataBlockStore
+}
+
+func (s *dataBlockStore) Create(name string) (Blob, error) {
+	b, err := s.FileStore.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return dataBlockBlob{b, s}, nil
+}
+
+func (b dataBlockBlob) WriteAt(p []byte, off int64) (int, error) {
+	if off > 0 {
+		b.s.entered.Add(1)
+		<-b.s.release
+	}
+	return b.Blob.WriteAt(p, off)
+}
+
+// TestTapNeverWaitsForDisk: while the writer is stuck in a write of a
+// recording's audio, the taps into that recording return at once (the
+// writer does not hold the recording's lock for the disk); frames beyond
+// the window are dropped and counted, and once the disk recovers the
+// recording is whole: as long as the call, nothing late.
+func TestTapNeverWaitsForDisk(t *testing.T) {
+	checkGoroutines(t)
+	fsStore, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &dataBlockStore{FileStore: fsStore, release: make(chan struct{})}
+	lib := openLib(t, Config{Store: st})
+	released := time.AfterFunc(5*time.Second, func() { close(st.release) }) // if the taps are stuck
+	start := time.Now()
+	rec := lib.Start("stuck", media.ULaw, start)
+	var worst time.Duration
+	var blockedAt int
+	pace(start, 90, func(i int) { // 1.8 s
+		t0 := time.Now()
+		feed([]*Recorder{rec}, i)
+		worst = max(worst, time.Since(t0))
+		if blockedAt == 0 && st.entered.Load() > 0 {
+			blockedAt = i
+		}
+	})
+	if released.Stop() {
+		close(st.release)
+	}
+	ended := time.Now()
+	rec.Close(ended)
+	rec.Wait()
+	m, err := lib.Get(rec.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the writer blocked at frame %d; the slowest tap took %v; dropped %d, late %d", blockedAt, worst, m.DroppedFrames, m.LateFrames)
+	if blockedAt == 0 || blockedAt > 40 {
+		t.Fatalf("the writer blocked at frame %d: the test needs it stuck from the first block on", blockedAt)
+	}
+	if worst > 50*time.Millisecond {
+		t.Errorf("a tap took %v while the writer was stuck in a write", worst)
+	}
+	if m.DroppedFrames == 0 || m.LateFrames != 0 || !m.Complete {
+		t.Errorf("meta: dropped %d, late %d, complete %v", m.DroppedFrames, m.LateFrames, m.Complete)
+	}
+	left, _ := readRecording(t, lib, rec.ID())
+	if got, want := float64(len(left))/media.SampleRate, ended.Sub(start).Seconds(); got < want-0.04 || got > want+0.04 {
+		t.Errorf("the recording lasts %.3f s, the call %.3f s", got, want)
+	}
+}
+
+// slowPutStore is a FileStore whose metadata writes take 20 ms each, like
+// an fsync on a busy disk.
+type slowPutStore struct{ *FileStore }
+
+func (s slowPutStore) Put(name string, data []byte) error {
+	time.Sleep(20 * time.Millisecond)
+	return s.FileStore.Put(name, data)
+}
+
+// TestStartBurst: many calls starting at once — each new recording's
+// metadata takes 20 ms to write, over a second of them per writer — do
+// not hold up a recording already being written: it drops nothing, and
+// every new one is opened and written.
+func TestStartBurst(t *testing.T) {
+	checkGoroutines(t)
+	fsStore, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := openLib(t, Config{Store: slowPutStore{fsStore}})
+	start := time.Now()
+	rec := lib.Start("running", media.ULaw, start)
+	var burst []*Recorder
+	pace(start, 150, func(i int) { // 3 s
+		if i == 30 {
+			for range 60 * len(lib.pool) {
+				burst = append(burst, lib.Start("burst", media.ULaw, time.Now()))
+			}
+		}
+		feed([]*Recorder{rec}, i)
+	})
+	rec.Close(time.Now())
+	for _, r := range burst {
+		r.Close(time.Now())
+	}
+	rec.Wait()
+	m, err := lib.Get(rec.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("while %d recordings started: dropped %d, late %d", len(burst), m.DroppedFrames, m.LateFrames)
+	if m.DroppedFrames != 0 || m.LateFrames != 0 {
+		t.Errorf("the running recording lost frames: dropped %d, late %d", m.DroppedFrames, m.LateFrames)
+	}
+	for _, r := range burst {
+		r.Wait()
+		if m, err := lib.Get(r.ID()); err != nil || !m.Complete || m.Error != "" {
+			t.Fatalf("a recording of the burst: %v, %+v", err, m)
+		}
+	}
+}
+
+// TestStallTolerance: the default window leaves a writer more than a
+// third of a second to be held up before frames drop.
+func TestStallTolerance(t *testing.T) {
+	stall := time.Duration(MinBuffer*media.FrameSamples-minWindow) * time.Second / media.SampleRate
+	t.Logf("a writer may stall %v", stall)
+	if stall < 350*time.Millisecond {
+		t.Errorf("a writer may stall only %v", stall)
 	}
 }
