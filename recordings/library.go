@@ -30,11 +30,14 @@ type Config struct {
 	SyncEvery     time.Duration // how often the header and metadata of a recording being written are updated (default 2 s)
 
 	Logger *slog.Logger
+
+	noSpill bool // tests: drop at the window's end, as if the spill were full
 }
 
 // MinBuffer is the least Config.Buffer: a window of 1 s, of which the
 // holdback, a block and a pass take 640 ms; the rest, 360 ms, is how long
-// a writer may be held up before frames are dropped.
+// a writer may be held up before the taps spill blocks out of the window
+// (maxSpill: 4 s more) and then drop frames.
 const MinBuffer = 50
 
 // Library is every recording in a store: it starts recorders, indexes
@@ -152,6 +155,9 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 		done: make(chan struct{}),
 	}
 	r.makeWindow(l.cfg.Buffer)
+	if !l.cfg.noSpill {
+		r.maxSpill = maxSpill
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing {

@@ -63,7 +63,7 @@ func TestDiskTrouble(t *testing.T) {
 			if tc.block {
 				st.release = make(chan struct{})
 			}
-			lib := openLib(t, Config{Store: st, Buffer: 50})
+			lib := openLib(t, Config{Store: st, Buffer: 50, noSpill: true})
 			c := newCall(t, lib, media.ALaw)
 			var seq uint16
 			var ts uint32

@@ -33,12 +33,16 @@ type Recorder struct {
 	// The window: the recording's latest stretch, which the taps fill and
 	// the writer empties. mu is held for a packet's placement or a block's
 	// decoding, never for the disk.
-	mu      sync.Mutex
-	placers [2]placer
-	win     [2][]byte // per channel (left, right): the call's law, circular by position
-	flushed int64     // the window starts here; before it, taken by the writer (changed under mu, by the writer only)
-	late    uint64    // frames whose place was already taken
-	over    uint64    // frames beyond the window: the writer was held up
+	mu       sync.Mutex
+	placers  [2]placer
+	win      [2][]byte  // per channel (left, right): the call's law, circular by position
+	flushed  int64      // the window starts here; before it, taken by the writer (changed under mu, by the writer only)
+	late     uint64     // frames whose place was already taken
+	over     uint64     // frames beyond the window and the spill: the writer was held up too long
+	spill    []*spilled // blocks the taps moved out of the window for the writer (it was held up)
+	spills   uint64     // blocks spilled so far
+	maxSpill int        // the most blocks the spill may hold (maxSpill; 0 in tests of the window's end)
+	spillBuf []*spilled // the spill's other slice, swapped by the writer
 
 	// The rest belongs to the writer goroutine, and to seal once the
 	// writer hands the finished recording over.
@@ -123,6 +127,9 @@ func (r *Recorder) put(ch int, pos int64, b []byte) {
 		return
 	}
 	w := r.win[ch]
+	for to > r.flushed+int64(len(w)) && len(r.spill) < r.maxSpill {
+		r.spillBlock()
+	}
 	if limit := r.flushed + int64(len(w)); to > limit {
 		r.over++
 		if pos >= limit {
@@ -136,6 +143,43 @@ func (r *Recorder) put(ch int, pos int64, b []byte) {
 	}
 	n := copy(w[pos%int64(len(w)):], b)
 	copy(w, b[n:])
+}
+
+// maxSpill bounds the blocks a recording may hold outside its window
+// while its writer is held up: 16 blocks, 4 s more, 64 KB at most.
+const maxSpill = 16
+
+// spilled is a block of a recording's window, both channels in the call's
+// law, moved out to make room while the writer was held up.
+type spilled struct {
+	pos int64 // its first sample's position
+	win [2][blockSamples]byte
+}
+
+var spillPool = sync.Pool{New: func() any { return new(spilled) }}
+
+// spillBlock moves the window's oldest block out to the spill, where the
+// writer finds it at its next pass, and moves the window on by a block.
+// r.mu is held. It runs only when the writer has fallen behind (the
+// machine is starved or the disk stalls): a recording then takes memory
+// from the pool instead of dropping frames, for up to maxSpill blocks.
+func (r *Recorder) spillBlock() {
+	sb := spillPool.Get().(*spilled)
+	sb.pos = r.flushed
+	size := int64(len(r.win[left]))
+	silence := r.law.Silence()
+	for ch := range r.win {
+		i := r.flushed % size
+		n := copy(sb.win[ch][:], r.win[ch][i:])
+		copy(sb.win[ch][n:], r.win[ch])
+		fill(r.win[ch][i:min(size, i+blockSamples)], silence)
+		if i+blockSamples > size {
+			fill(r.win[ch][:i+blockSamples-size], silence)
+		}
+	}
+	r.spill = append(r.spill, sb)
+	r.spills++
+	r.flushed += blockSamples
 }
 
 // Mark notes that the call entered a segment now — SegmentIVR,

@@ -196,28 +196,54 @@ func (r *Recorder) lost() (dropped, late uint64) {
 // after the lock is released, so a tap never waits for the disk. Packets
 // for what was taken count as late from then on.
 func (w *writer) flushTo(r *Recorder, target int64) {
-	for r.flushed < target { // only this goroutine changes flushed
-		from := r.flushed
-		n := min(target-from, outSamples)
-		buf := w.out[:n*bytesPerFrame]
+	for {
 		r.mu.Lock()
-		r.take(buf, from)
-		r.flushed = from + n
-		r.mu.Unlock()
-		lost := true
-		if r.blob != nil {
-			if _, err := r.blob.WriteAt(buf, wavHeaderSize+from*bytesPerFrame); err != nil {
-				r.noteErr(fmt.Errorf("write: %w", err))
-			} else {
-				lost = false
-			}
+		spill := r.spill
+		r.spill = r.spillBuf[:0]
+		r.spillBuf = spill[:0]
+		from := r.flushed // the taps move it on too when they spill
+		n := min(target-from, outSamples)
+		buf := w.out[:max(n, 0)*bytesPerFrame]
+		if n > 0 {
+			r.take(buf, from)
+			r.flushed = from + n
 		}
-		if lost {
-			r.mu.Lock()
-			r.writeDropped += uint64((n + media.FrameSamples - 1) / media.FrameSamples)
-			r.mu.Unlock()
+		r.mu.Unlock()
+		for i, sb := range spill {
+			w.writeSpilled(r, sb)
+			spill[i] = nil
+			spillPool.Put(sb)
+		}
+		if n <= 0 {
+			return
+		}
+		w.write(r, buf, from, n)
+	}
+}
+
+// write writes n samples of 16-bit stereo PCM in buf at position from.
+func (w *writer) write(r *Recorder, buf []byte, from, n int64) {
+	if r.blob != nil {
+		if _, err := r.blob.WriteAt(buf, wavHeaderSize+from*bytesPerFrame); err != nil {
+			r.noteErr(fmt.Errorf("write: %w", err))
+		} else {
+			return
 		}
 	}
+	r.mu.Lock()
+	r.writeDropped += uint64((n + media.FrameSamples - 1) / media.FrameSamples)
+	r.mu.Unlock()
+}
+
+// writeSpilled decodes and writes a block the taps spilled.
+func (w *writer) writeSpilled(r *Recorder, sb *spilled) {
+	le := binary.LittleEndian
+	pcm := &linear[r.law]
+	buf := w.out[:blockSamples*bytesPerFrame]
+	for j := range sb.win[left] {
+		le.PutUint32(buf[j*bytesPerFrame:], uint32(uint16(pcm[sb.win[left][j]]))|uint32(uint16(pcm[sb.win[right][j]]))<<16)
+	}
+	w.write(r, buf, sb.pos, blockSamples)
 }
 
 // take decodes the window from position from into buf (16-bit stereo

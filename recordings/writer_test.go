@@ -269,7 +269,7 @@ func TestTapNeverWaitsForDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &dataBlockStore{FileStore: fsStore, release: make(chan struct{})}
-	lib := openLib(t, Config{Store: st})
+	lib := openLib(t, Config{Store: st, noSpill: true})
 	released := time.AfterFunc(5*time.Second, func() { close(st.release) }) // if the taps are stuck
 	start := time.Now()
 	rec := lib.Start("stuck", media.ULaw, start)
@@ -368,5 +368,50 @@ func TestStallTolerance(t *testing.T) {
 	t.Logf("a writer may stall %v", stall)
 	if stall < 350*time.Millisecond {
 		t.Errorf("a writer may stall only %v", stall)
+	}
+}
+
+// TestSpill: when the writer is held up past the window, the taps move
+// the window's oldest blocks out to the spill instead of dropping frames,
+// up to maxSpill blocks; the writer then writes every spilled block in
+// its place, and only what lies beyond window and spill is dropped.
+func TestSpill(t *testing.T) {
+	const frames = MinBuffer
+	capacity := frames + maxSpill*blockSamples/media.FrameSamples
+	start := time.Now()
+	r := &Recorder{law: media.ULaw, start: start, log: discard, blob: &memBlob{}, maxSpill: maxSpill}
+	r.makeWindow(frames)
+	for k := range capacity + 10 { // nobody writes: 10 frames each way beyond window and spill
+		at := start.Add(time.Duration(k) * media.FrameDuration)
+		ts := uint32(k * media.FrameSamples)
+		r.FromCaller(media.AudioPacket{SSRC: 1, Timestamp: ts, Payload: toneFrame(media.ULaw, 440, k)}, at)
+		r.ToCaller(media.AudioPacket{SSRC: 2, Timestamp: ts, Payload: toneFrame(media.ULaw, 1000, k)}, at)
+	}
+	if d, l := r.lost(); d != 20 || l != 0 {
+		t.Errorf("beyond window and spill: dropped %d, late %d; want 20, 0", d, l)
+	}
+	if len(r.spill) != maxSpill || r.spills != maxSpill {
+		t.Errorf("%d blocks in the spill (%d spilled), want %d", len(r.spill), r.spills, maxSpill)
+	}
+	w := newWriter(nil)
+	w.flushTo(r, int64(capacity)*media.FrameSamples)
+	if len(r.spill) != 0 {
+		t.Errorf("%d blocks left in the spill after the writer's pass", len(r.spill))
+	}
+	data := r.blob.(*memBlob).data
+	h := wavHeader(int64(len(data) - wavHeaderSize))
+	copy(data, h[:])
+	left, right, err := DecodeStereo(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != capacity*media.FrameSamples {
+		t.Fatalf("%d samples written, want %d", len(left), capacity*media.FrameSamples)
+	}
+	f := media.FrameSamples
+	for k := range capacity {
+		if power(left[k*f:(k+1)*f], 440) < 0.02 || power(right[k*f:(k+1)*f], 1000) < 0.02 {
+			t.Fatalf("frame %d of %d (spilled or in the window) is not in the recording", k, capacity)
+		}
 	}
 }
