@@ -41,6 +41,19 @@ func NewPortPool(min, max int) (*PortPool, error) {
 // Listen binds a UDP socket on ip at a free even port of the range, trying
 // ports in turn and skipping those the system reports busy.
 func (p *PortPool) Listen(ip net.IP) (*net.UDPConn, int, error) {
+	var conn *net.UDPConn
+	port, err := p.take(func(port int) error {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		conn = c
+		return err
+	})
+	return conn, port, err
+}
+
+// take marks the first free even port that bind succeeds on as in use and
+// returns it, trying the ports of the range in turn from where the last
+// search ended; ErrNoPorts when bind fails on every free one.
+func (p *PortPool) take(bind func(port int) error) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	count := (p.max-p.min)/2 + 1
@@ -53,14 +66,13 @@ func (p *PortPool) Listen(ip net.IP) (*net.UDPConn, int, error) {
 		if p.inUse[port] {
 			continue
 		}
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
-		if err != nil {
+		if err := bind(port); err != nil {
 			continue
 		}
 		p.inUse[port] = true
-		return conn, port, nil
+		return port, nil
 	}
-	return nil, 0, ErrNoPorts
+	return 0, ErrNoPorts
 }
 
 // Release returns a port to the pool.

@@ -20,8 +20,9 @@ type AudioPacket struct {
 }
 
 // AudioSink receives the caller's audio as it arrives. It runs on the
-// session's receive goroutine: it must not block, must not keep the
-// payload, and should not allocate.
+// session's receive path, which serves other calls too: it must not block,
+// must not keep the payload, should not allocate, and must not close a
+// session.
 type AudioSink func(AudioPacket)
 
 // maxRelayPayload is the largest payload a relayed packet may carry: what
@@ -125,7 +126,7 @@ func (s *Session) writeLocked(remote *net.UDPAddr, seq uint16, ts uint32, marker
 	binary.BigEndian.PutUint32(b[4:8], ts)
 	binary.BigEndian.PutUint32(b[8:12], s.out.stream.SSRC())
 	copy(b[12:], payload)
-	if _, err := s.conn.WriteToUDP(b, remote); err != nil {
+	if err := s.sock.writeTo(b, remote); err != nil {
 		return err
 	}
 	s.packetsOut.Add(1)

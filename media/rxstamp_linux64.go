@@ -24,12 +24,15 @@ func EnableRxStamps(conn *net.UDPConn) error {
 		return err
 	}
 	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
-	}); err != nil {
+	if err := raw.Control(func(fd uintptr) { serr = enableRxStampsFD(int(fd)) }); err != nil {
 		return err
 	}
 	return serr
+}
+
+// enableRxStampsFD is EnableRxStamps on a socket's descriptor.
+func enableRxStampsFD(fd int) error {
+	return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 }
 
 // RxStamp returns the SO_TIMESTAMPNS receive time in oob, a ReadMsgUDP's

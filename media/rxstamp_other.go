@@ -14,5 +14,8 @@ const StampOOB = 64
 // Linux only, and relay latency is not measured without them.
 func EnableRxStamps(*net.UDPConn) error { return nil }
 
+// enableRxStampsFD does nothing here either.
+func enableRxStampsFD(int) error { return nil }
+
 // RxStamp finds no stamp off Linux.
 func RxStamp([]byte) (time.Time, bool) { return time.Time{}, false }

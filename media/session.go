@@ -51,8 +51,10 @@ var errPreempted = errors.New("playback replaced by a newer one")
 // source may take over (a NAT that rebinds the caller's port).
 const relatchAfter = 2 * time.Second
 
-// Session is the RTP endpoint of one call. Its receive goroutine reads
-// packets, latches to the caller's address and turns DTMF into digits.
+// Session is the RTP endpoint of one call. Its receive path reads packets,
+// latches to the caller's address and turns DTMF into digits; on Linux the
+// process's receive pollers serve every session (socket_linux.go), not a
+// goroutine per call.
 // Toward the caller it sends one continuous stream — one SSRC, continuous
 // sequence numbers and timestamps — paced every 20 ms on absolute
 // deadlines, carrying prompt frames or silence — or, while a Relay is
@@ -60,13 +62,13 @@ const relatchAfter = 2 * time.Second
 // frames are sent by the process's pacer (pacer.go), which serves every
 // call from one goroutine per CPU rather than one per call.
 //
-// Lifecycle: NewSession binds the port, Start runs the receive goroutine
-// and joins the pacer, Play and Digits serve the IVR, Close stops
+// Lifecycle: NewSession binds the port, Start begins receiving and joins
+// the pacer, Play and Digits serve the IVR, Close stops
 // everything and releases the port.
 type Session struct {
 	cfg   SessionConfig
 	log   *slog.Logger
-	conn  *net.UDPConn
+	sock  *socket
 	port  int
 	start time.Time
 
@@ -75,6 +77,7 @@ type Session struct {
 	relatch atomic.Bool // set by SetRemote: the next valid source latches
 	lastRx  atomic.Int64
 
+	rx      receiver // owned by the receive path
 	pacer   *pacer
 	pace    pace                     // owned by the pacer
 	pending atomic.Pointer[playback] // handed over by Play, taken at the next frame
@@ -94,7 +97,6 @@ type Session struct {
 
 	startOnce, closeOnce sync.Once
 	done                 chan struct{}
-	wg                   sync.WaitGroup
 
 	packetsIn, packetsOut, bytesIn, bytesOut atomic.Uint64
 	malformed, wrongType, foreign            atomic.Uint64
@@ -110,22 +112,23 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	conn, port, err := cfg.Ports.Listen(cfg.LocalIP)
+	sock, port, err := openSocket(cfg.Ports, cfg.LocalIP)
 	if err != nil {
 		return nil, fmt.Errorf("media session: %w", err)
 	}
-	if err := EnableRxStamps(conn); err != nil {
+	if err := sock.enableStamps(); err != nil {
 		cfg.Logger.Debug("no kernel receive stamps: relay latency not measured", "error", err)
 	}
 	s := &Session{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		conn:   conn,
+		sock:   sock,
 		port:   port,
 		pacer:  sharedPacer(),
 		digits: make(chan Digit, 32),
 		done:   make(chan struct{}),
 	}
+	s.rx = receiver{s: s, tones: NewToneDetector()}
 	s.out.stream = NewSendStream(time.Now())
 	if cfg.Remote != nil && !cfg.Remote.IP.IsUnspecified() {
 		s.remote.Store(cfg.Remote)
@@ -138,14 +141,17 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 // LocalPort is the bound RTP port.
 func (s *Session) LocalPort() int { return s.port }
 
-// Start runs the receive goroutine and starts the paced stream, its first
-// frame 20 ms from now. Calling it twice does nothing.
+// Start begins receiving and starts the paced stream, its first frame
+// 20 ms from now. Calling it twice does nothing.
 func (s *Session) Start() {
 	s.startOnce.Do(func() {
 		s.start = time.Now()
 		s.lastRx.Store(0)
-		s.wg.Add(1)
-		go s.receive()
+		if err := s.sock.startReceive(s); err != nil {
+			// Only when the kernel refuses an epoll entry (out of memory
+			// or fs.epoll.max_user_watches): the call goes on, deaf.
+			s.log.Error("media session receives nothing", "port", s.port, "error", err)
+		}
 		s.pace = pace{epoch: s.start, n: 1, deadline: s.start.Add(FrameDuration)}
 		s.pacer.add(s)
 	})
@@ -198,8 +204,8 @@ func (s *Session) Stats() SessionStats {
 	}
 }
 
-// Close stops the goroutines, closes the socket and releases the port; no
-// paced frame is sent once it returns. It is safe to call more than once.
+// Close stops receiving, closes the socket and releases the port; no
+// packet is handled and no paced frame is sent once it returns. It is safe to call more than once.
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -210,8 +216,7 @@ func (s *Session) Close() error {
 		if pb := s.pending.Swap(nil); pb != nil {
 			pb.result(ErrSessionClosed) // never taken: the pacer may have dropped the session already
 		}
-		err = s.conn.Close()
-		s.wg.Wait()
+		err = s.sock.close()
 		s.cfg.Ports.Release(s.port)
 	})
 	return err
@@ -462,7 +467,8 @@ func parseRTP(b []byte) (rtpHeader, bool) {
 	return h, true
 }
 
-// receiver is the state of the receive path, owned by its goroutine.
+// receiver is the state of the receive path, used by one goroutine at a
+// time (a poller holding the socket's lock, or the socket's goroutine).
 type receiver struct {
 	s         *Session
 	latched   *net.UDPAddr
@@ -472,45 +478,6 @@ type receiver struct {
 	tones     *ToneDetector
 	seq       seqStats
 	pcm       [FrameSamples]int16
-}
-
-func (s *Session) receive() {
-	defer s.wg.Done()
-	r := &receiver{s: s, tones: NewToneDetector()}
-	buf := make([]byte, 1500)
-	var oob [StampOOB]byte
-	// ReadFromUDP allocates the sender's IP on every packet;
-	// ReadFromUDPAddrPort does not, and from is rebuilt in place (packet
-	// does not keep it: latch copies).
-	var (
-		from net.UDPAddr
-		ip   [16]byte
-	)
-	for {
-		n, oobn, _, ap, err := s.conn.ReadMsgUDPAddrPort(buf, oob[:])
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // ICMP errors surface here on some systems
-		}
-		addr := ap.Addr().Unmap()
-		if addr.Is4() {
-			v4 := addr.As4()
-			from.IP = append(ip[:0], v4[:]...)
-		} else {
-			v6 := addr.As16()
-			from.IP = append(ip[:0], v6[:]...)
-		}
-		from.Port, from.Zone = int(ap.Port()), addr.Zone()
-		rx, _ := RxStamp(oob[:oobn])
-		r.packet(buf[:n], &from, time.Now(), rx)
-	}
 }
 
 // packet handles one datagram: validate, latch, count, detect DTMF.
