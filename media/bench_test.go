@@ -4,9 +4,13 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -355,4 +359,110 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSessionsReceive: n started sessions each receive 50 packets a
+// second, as n callers would send them, from another process (the test
+// binary run again as TestRTPSenderProcess), so that the figure — this
+// process's CPU time (getrusage, user + system) per packet received — is
+// the receive path alone: wake-ups, recvmsg, parsing, counting. The
+// sessions send nothing back (SetSending(false)); their pacer bookkeeping
+// is in the figure too, 50 frames a second each. One op is a 20 ms period.
+//
+//	go test -run '^$' -bench SessionsReceive -benchtime 3s ./media/
+func BenchmarkSessionsReceive(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{500, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			pool, err := NewPortPool(10000, 32000) // skips busy ports, stays below the ephemeral range
+			if err != nil {
+				b.Fatal(err)
+			}
+			sessions := make([]*Session, n)
+			var ports strings.Builder
+			for i := range sessions {
+				s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: testEventPT})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				s.SetSending(false)
+				s.Start()
+				sessions[i] = s
+				fmt.Fprintln(&ports, s.LocalPort())
+			}
+			sender := exec.Command(exe, "-test.run=^TestRTPSenderProcess$")
+			sender.Env = append(os.Environ(), "IVRD_RTP_SENDER=1")
+			sender.Stdin = strings.NewReader(ports.String())
+			sender.Stderr = os.Stderr
+			if err := sender.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = sender.Process.Kill(); _ = sender.Wait() }()
+			received := func() (n uint64) {
+				for _, s := range sessions {
+					n += s.Stats().PacketsIn
+				}
+				return n
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for received() < uint64(2*n) { // every session hears the sender
+				if time.Now().After(deadline) {
+					b.Fatalf("the sender's packets do not arrive: %d", received())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			in0, cpu0, t0 := received(), cpuTime(b), time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				time.Sleep(FrameDuration)
+			}
+			packets, cpu, wall := float64(received()-in0), cpuTime(b)-cpu0, time.Since(t0)
+			b.ReportMetric(float64(cpu.Nanoseconds())/packets, "cpu-ns/pkt")
+			b.ReportMetric(packets/wall.Seconds()/float64(n), "pkt/s/call")
+		})
+	}
+}
+
+// TestRTPSenderProcess is BenchmarkSessionsReceive's sender, not a test:
+// run with IVRD_RTP_SENDER set and the ports to send to on its standard
+// input, one a line, it sends each port a 20 ms µ-law packet every 20 ms
+// (each on its own phase) from one socket until it is killed.
+func TestRTPSenderProcess(t *testing.T) {
+	if os.Getenv("IVRD_RTP_SENDER") == "" {
+		t.Skip("BenchmarkSessionsReceive's sender")
+	}
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dests []*net.UDPAddr
+	for _, f := range strings.Fields(string(in)) {
+		port, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dests = append(dests, &net.UDPAddr{IP: loopback, Port: port})
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := make([]byte, 12+FrameSamples)
+	pkt[0], pkt[1] = 0x80, 0
+	const slots = 20 // 1 ms each: destination i is due in slot i%slots
+	start := time.Now()
+	for tick := 0; ; tick++ {
+		time.Sleep(time.Until(start.Add(time.Duration(tick) * time.Millisecond)))
+		frame := tick / slots
+		binary.BigEndian.PutUint16(pkt[2:4], uint16(frame))
+		binary.BigEndian.PutUint32(pkt[4:8], uint32(frame*FrameSamples))
+		for i := tick % slots; i < len(dests); i += slots {
+			binary.BigEndian.PutUint32(pkt[8:12], uint32(i+1))
+			_, _ = conn.WriteToUDP(pkt, dests[i])
+		}
+	}
 }
