@@ -156,8 +156,13 @@ func (so *socket) setDest(to *net.UDPAddr) error {
 }
 
 // startReceive hands the socket to a poller, which from now on passes
-// every datagram to s's receiver.
+// every datagram to s's receiver. A socket closed already stays closed.
 func (so *socket) startReceive(s *Session) error {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.stopped {
+		return nil
+	}
 	so.s = s
 	pollers := rxPollers()
 	return pollers.shards[pollers.next.Add(1)%uint32(len(pollers.shards))].add(so)
@@ -166,12 +171,13 @@ func (so *socket) startReceive(s *Session) error {
 // close stops the receiving — no packet is handled once it returns — and
 // closes the descriptor. It is called once.
 func (so *socket) close() error {
-	if so.shard != nil {
-		so.shard.remove(so)
-	}
 	so.mu.Lock() // waits for a packet being handled
 	so.stopped = true
+	sh := so.shard
 	so.mu.Unlock()
+	if sh != nil {
+		sh.remove(so) // before the descriptor closes: its number may be reused at once
+	}
 	return unix.Close(so.fd)
 }
 
