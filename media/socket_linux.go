@@ -296,6 +296,12 @@ func (sh *rxShard) run(set *epollSet) {
 		if err := rc.Read(poll); err != nil {
 			return // closed: the shard has no socket left
 		}
+		// Under load packets keep coming and the set is never found
+		// empty, so this goroutine would not park: it would hold its P
+		// until the runtime preempts it (10 ms), and the timers that
+		// wake the pacer would wait as long — late frames. Yield after
+		// every batch so they run on time.
+		runtime.Gosched()
 	}
 }
 
