@@ -91,6 +91,18 @@ func (r *Runner) Run(ctx context.Context, ch Channel, call *Call) (Result, error
 	if call.Vars == nil {
 		call.Vars = make(map[string]string)
 	}
+	// The call's goroutine waits below here for the whole call (in a
+	// queue, with an agent): what is logged at the start and the end is
+	// built in functions of their own, so that this frame stays small and
+	// the garbage collector can shrink the waiting goroutine's stack.
+	s := r.start(ch, call)
+	res, err := s.run(ctx)
+	s.ended(res)
+	return res, err
+}
+
+// start begins a call's walk through the flow.
+func (r *Runner) start(ch Channel, call *Call) *session {
 	s := &session{
 		r:      r,
 		ch:     ch,
@@ -99,11 +111,14 @@ func (r *Runner) Run(ctx context.Context, ch Channel, call *Call) (Result, error
 		digits: ch.Digits(),
 	}
 	s.log.Info("ivr flow started", "flow", r.flow.file, "number", call.Number, "dialed", call.Dialed)
-	res, err := s.run(ctx)
-	r.metrics.outcome(res.Outcome)
+	return s
+}
+
+// ended counts and logs how the walk ended.
+func (s *session) ended(res Result) {
+	s.r.metrics.outcome(res.Outcome)
 	s.log.Info("ivr flow ended", "outcome", string(res.Outcome), "node", res.Node, "visits", res.Visits,
-		"skill", call.Skill, "priority", call.Priority)
-	return res, err
+		"skill", s.call.Skill, "priority", s.call.Priority)
 }
 
 // step is what a node tells the loop: go on to next, or end with outcome.
@@ -274,6 +289,16 @@ func (s *session) set(n *node) {
 }
 
 func (s *session) enqueue(ctx context.Context, n *node) (step, error) {
+	// As in Run: the goroutine waits in Queue; the request is built and
+	// the answer read in functions of their own.
+	req := s.queueRequest(n)
+	next, err := s.r.queue.Queue(ctx, s.ch, s.call, req)
+	return s.dequeued(n, next, err)
+}
+
+// queueRequest sets the call's skill and priority for queue node n and
+// says what the queue is asked.
+func (s *session) queueRequest(n *node) QueueRequest {
 	prio := s.call.Priority
 	if n.priority != nil {
 		val := n.priority.expand(s.resolve)
@@ -292,7 +317,12 @@ func (s *session) enqueue(ctx context.Context, n *node) (step, error) {
 		Options: n.optionKeys, OptionsPrompt: n.optionsPrompts.names,
 	}
 	s.call.Mark("queue", n.skill)
-	next, err := s.r.queue.Queue(ctx, s.ch, s.call, req)
+	return req
+}
+
+// dequeued is where the flow goes after queue node n: the queue's answer
+// (next, err) read.
+func (s *session) dequeued(n *node, next string, err error) (step, error) {
 	if next != "" && err == nil {
 		s.call.Mark("ivr", "") // back in the flow
 	}

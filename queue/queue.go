@@ -219,9 +219,30 @@ func (q *Queue) live() map[string]Entry {
 // position, estimate and hold music, handles the options of the queue
 // node, and hands the call to the Connector when an agent is matched.
 func (q *Queue) Queue(ctx context.Context, ch ivr.Channel, call *ivr.Call, req ivr.QueueRequest) (string, error) {
+	// The call's goroutine waits in s.run for the whole of the call's time
+	// in the queue and with the agent: enqueueing is done in join, whose
+	// stack frame is gone by then, so that the waiting goroutine's stack
+	// is shallow enough for the garbage collector to shrink it.
+	s, err := q.join(ctx, ch, call, req)
+	if s == nil {
+		return "", err
+	}
+	next, err := s.run(ctx)
+	q.unregister(call.ID)
+	if s.inQueue {
+		// The caller hung up (or the flow failed) while still queued.
+		s.abandon()
+	}
+	return next, err
+}
+
+// join puts the call in the queue and returns its session, or nil when it
+// could not be queued (the caller was told so; err says why the flow
+// cannot go on, if it cannot).
+func (q *Queue) join(ctx context.Context, ch ivr.Channel, call *ivr.Call, req ivr.QueueRequest) (*session, error) {
 	log := q.log.With("call_id", call.ID, "skill", req.Skill)
 	if _, ok := q.cfg.Skills[req.Skill]; !ok {
-		return "", fmt.Errorf("queue: unknown skill %q", req.Skill)
+		return nil, fmt.Errorf("queue: unknown skill %q", req.Skill)
 	}
 	if call.Queued.IsZero() {
 		call.Queued = q.st.now()
@@ -233,23 +254,16 @@ func (q *Queue) Queue(ctx context.Context, ch ivr.Channel, call *ivr.Call, req i
 		log.Error("cannot queue the call", "error", err)
 		q.cfg.Metrics.result(req.Skill, "not_queued")
 		if perr := ch.Play(ctx, PromptCannotTake); perr != nil && ctx.Err() == nil {
-			return "", fmt.Errorf("play %s: %w", PromptCannotTake, perr)
+			return nil, fmt.Errorf("play %s: %w", PromptCannotTake, perr)
 		}
-		return "", nil
+		return nil, nil
 	}
 	log.Info("caller queued", "position", pos, "priority", req.Priority)
 	q.cfg.Metrics.result(req.Skill, "queued")
 	w := &waiter{entry: e, offers: make(chan Match, 1)}
 	q.register(w)
 	q.Kick()
-	s := &session{q: q, ch: ch, call: call, req: req, w: w, log: log, lastPos: pos + 1}
-	next, err := s.run(ctx)
-	q.unregister(call.ID)
-	if s.inQueue {
-		// The caller hung up (or the flow failed) while still queued.
-		s.abandon()
-	}
-	return next, err
+	return &session{q: q, ch: ch, call: call, req: req, w: w, log: log, lastPos: pos + 1}, nil
 }
 
 // callFields is what the agent's screen and the records need about a call.

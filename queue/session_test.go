@@ -116,6 +116,10 @@ type harnessOpts struct {
 	rdb       redis.UniversalClient // default: the real Redis
 	connector bool                  // run the dispatcher with a test connector
 	skills    []string              // default billing, general
+	// beforeCall, when set, runs on the SIP server's goroutine for each
+	// new INVITE (as its admission check) and on the call's goroutine
+	// before it is queued.
+	beforeCall func()
 }
 
 func newQHarness(t *testing.T, o harnessOpts) *qharness {
@@ -168,9 +172,16 @@ func newQHarness(t *testing.T, o harnessOpts) *qharness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var admit func(context.Context, string, sip.Identity) *sip.Rejection
+	if o.beforeCall != nil {
+		admit = func(context.Context, string, sip.Identity) *sip.Rejection { o.beforeCall(); return nil }
+	}
 	srv, err := sip.NewServer(sip.Config{
-		Listen: "127.0.0.1:0", Ports: ports, Logger: log, RTPTimeout: time.Minute,
+		Listen: "127.0.0.1:0", Ports: ports, Logger: log, RTPTimeout: time.Minute, Admit: admit,
 		Handler: sip.HandlerFunc(func(ctx context.Context, c *sip.Call) {
+			if o.beforeCall != nil {
+				o.beforeCall()
+			}
 			call := &ivr.Call{ID: c.ID, Number: c.Caller.Number}
 			next, err := h.q.Queue(ctx, ivr.NewMediaChannel(c.Media, h.lib), call, h.req(c.Caller.Number))
 			h.results <- qresult{next, err}

@@ -1,6 +1,8 @@
 package recordings
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +30,7 @@ type Config struct {
 	RetentionDays int           // delete recordings older than this many days; 0: keep for ever
 	SweepEvery    time.Duration // how often retention runs (default 1 h)
 	SyncEvery     time.Duration // how often the header and metadata of a recording being written are updated (default 2 s)
+	UpdateWindow  time.Duration // how long after its recording ended a call's metadata can be changed by call id (UpdateMeta, WrapUp); default 1 h
 
 	Logger *slog.Logger
 
@@ -42,17 +45,23 @@ const MinBuffer = 50
 
 // Library is every recording in a store: it starts recorders, indexes
 // their metadata for search, serves them for playback, repairs those a
-// crash cut off, and deletes old ones.
+// crash cut off, and deletes old ones. The index holds the whole metadata
+// of the recordings being written only; of a finished one it keeps what
+// List filters on (indexed) and reads the rest from the store when asked.
 type Library struct {
 	cfg   Config
 	store Store
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	byID    map[string]*entry
-	byCall  map[string]*entry // the latest recording of a call id
+	active  map[recID]*entry  // recordings being written, with their metadata
+	done    map[recID]indexed // finished recordings
+	byCall  map[string]recID  // a call's latest recording: calls in progress and those in recent
+	recent  []recentCall      // recordings that ended within UpdateWindow, oldest first
 	next    int               // the writer the next recording goes to
 	closing bool              // Close was called: Start records nothing
+
+	metaMu sync.Mutex // serialises rewrites of finished recordings' metadata
 
 	pool    []*writer      // the writer goroutines, one per CPU
 	writers sync.WaitGroup // running writer goroutines
@@ -78,6 +87,9 @@ func Open(cfg Config) (*Library, error) {
 	if cfg.SyncEvery <= 0 {
 		cfg.SyncEvery = 2 * time.Second
 	}
+	if cfg.UpdateWindow <= 0 {
+		cfg.UpdateWindow = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -91,7 +103,8 @@ func Open(cfg Config) (*Library, error) {
 		}
 		cfg.Store = fsStore
 	}
-	l := &Library{cfg: cfg, store: cfg.Store, log: cfg.Logger, byID: make(map[string]*entry), byCall: make(map[string]*entry)}
+	l := &Library{cfg: cfg, store: cfg.Store, log: cfg.Logger,
+		active: make(map[recID]*entry), done: make(map[recID]indexed), byCall: make(map[string]recID)}
 	if err := l.scan(); err != nil {
 		return nil, err
 	}
@@ -145,12 +158,13 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 	if l == nil || l.cfg.Disabled {
 		return nil
 	}
-	id := newID()
+	key := newRecID()
+	id := key.String()
 	e := &entry{meta: Meta{ID: id, CallID: callID, Law: law.String(), Answered: answered, Choices: []Choice{}}, version: 1}
 	e.meta.mark(SegmentIVR, "", answered)
 	e.active.Store(true)
 	r := &Recorder{
-		lib: l, e: e, id: id, law: law, start: answered,
+		lib: l, e: e, id: id, key: key, law: law, start: answered,
 		log:  l.log.With("call_id", callID, "recording", id),
 		done: make(chan struct{}),
 	}
@@ -163,8 +177,8 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 	if l.closing {
 		return nil
 	}
-	l.byID[id] = e
-	l.byCall[callID] = e
+	l.active[key] = e
+	l.byCall[callID] = key
 	// Given under l.mu, so a writer never misses a recording given
 	// before Close (which sets closing under it).
 	r.w = l.pool[l.next%len(l.pool)]
@@ -174,17 +188,66 @@ func (l *Library) Start(callID string, law media.Law, answered time.Time) *Recor
 }
 
 // finished is called when a recording is sealed; ok is false when
-// nothing usable was written.
+// nothing usable was written. The index keeps a finished recording's
+// search fields (indexed) and lets its metadata go.
 func (l *Library) finished(r *Recorder, ok bool) {
+	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	m := r.e.snapshot()
+	callID := m.CallID
+	now := time.Now()
 	l.mu.Lock()
-	if !ok {
-		delete(l.byID, r.id)
-		if l.byCall[r.e.meta.CallID] == r.e {
-			delete(l.byCall, r.e.meta.CallID)
-		}
+	delete(l.active, r.key)
+	if ok {
+		l.done[r.key] = index(&m)
+		l.recent = append(l.recent, recentCall{callID: callID, id: r.key, ended: now})
+		l.forgetCalls(now)
+	} else if l.byCall[callID] == r.key {
+		delete(l.byCall, callID)
 	}
 	r.e.active.Store(false)
 	l.mu.Unlock()
+	if ok {
+		// An UpdateMeta may have changed the metadata after the writer's
+		// last save, while the recording was still active.
+		if err := l.saveFinished(r.key, r.e); err != nil {
+			r.log.Error("recording metadata not written", "error", err)
+		}
+	}
+}
+
+// forgetCalls drops from byCall the calls whose recording ended more than
+// UpdateWindow before now. l.mu is held.
+func (l *Library) forgetCalls(now time.Time) {
+	for len(l.recent) > 0 && now.Sub(l.recent[0].ended) > l.cfg.UpdateWindow {
+		c := l.recent[0]
+		if l.byCall[c.callID] == c.id {
+			delete(l.byCall, c.callID)
+		}
+		l.recent[0] = recentCall{}
+		l.recent = l.recent[1:]
+	}
+}
+
+// saveFinished writes a finished recording's metadata, held in e, if it
+// changed, and indexes it again. l.metaMu is held.
+func (l *Library) saveFinished(key recID, e *entry) error {
+	if err := e.save(l.store, key.String()); err != nil {
+		return err
+	}
+	m := e.snapshot()
+	l.reindex(key, &m)
+	return nil
+}
+
+// reindex updates a finished recording's index entry, unless it was
+// deleted meanwhile.
+func (l *Library) reindex(key recID, m *Meta) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.done[key]; ok {
+		l.done[key] = index(m)
+	}
 }
 
 // Query selects recordings for List. Zero fields do not filter.
@@ -206,47 +269,88 @@ type Page struct {
 	NextOffset int    `json:"next_offset"` // Offset of the next page; 0 when this is the last
 }
 
-// List returns the recordings that match q, newest first.
+// List returns the recordings that match q, newest first. The
+// metadata of a finished recording on the page is read from the store; one
+// that cannot be read (deleted meanwhile) is left out of the page.
 func (l *Library) List(q Query) Page {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
 	q.Limit = min(q.Limit, 1000)
 	q.Offset = max(q.Offset, 0)
+	type hit struct {
+		answered int64 // UnixNano
+		key      recID
+		e        *entry // a recording being written; nil: a finished one
+	}
+	f := newFilter(q)
+	var hits []hit
 	l.mu.Lock()
-	entries := make([]*entry, 0, len(l.byID))
-	for _, e := range l.byID {
-		entries = append(entries, e)
+	for key, x := range l.done {
+		if f.matches(&x) {
+			hits = append(hits, hit{answered: x.answered, key: key})
+		}
+	}
+	active := make([]*entry, 0, len(l.active))
+	for _, e := range l.active {
+		active = append(active, e)
 	}
 	l.mu.Unlock()
-	var match []Meta
-	for _, e := range entries {
+	for _, e := range active {
 		e.mu.Lock()
-		ok := q.matches(&e.meta)
-		var m Meta
-		if ok {
-			m = e.meta.clone()
+		if q.matches(&e.meta) {
+			key, _ := parseID(e.meta.ID)
+			hits = append(hits, hit{answered: e.meta.Answered.UnixNano(), key: key, e: e})
 		}
 		e.mu.Unlock()
-		if ok {
-			match = append(match, m)
-		}
 	}
-	sort.Slice(match, func(i, j int) bool {
-		if !match[i].Answered.Equal(match[j].Answered) {
-			return match[i].Answered.After(match[j].Answered)
+	slices.SortFunc(hits, func(a, b hit) int {
+		if c := cmp.Compare(b.answered, a.answered); c != 0 {
+			return c
 		}
-		return match[i].ID > match[j].ID
+		return bytes.Compare(b.key[:], a.key[:])
 	})
-	p := Page{Total: len(match), Recordings: []Meta{}}
-	if q.Offset < len(match) {
-		end := min(len(match), q.Offset+q.Limit)
-		p.Recordings = match[q.Offset:end]
-		if end < len(match) {
-			p.NextOffset = end
+	p := Page{Total: len(hits), Recordings: []Meta{}}
+	if q.Offset >= len(hits) {
+		return p
+	}
+	end := min(len(hits), q.Offset+q.Limit)
+	for _, h := range hits[q.Offset:end] {
+		if h.e != nil {
+			p.Recordings = append(p.Recordings, h.e.snapshot())
+			continue
 		}
+		m, err := l.load(h.key)
+		if err != nil {
+			l.log.Warn("recording metadata not read", "recording", h.key.String(), "error", err)
+			continue
+		}
+		p.Recordings = append(p.Recordings, m)
+	}
+	if end < len(hits) {
+		p.NextOffset = end
 	}
 	return p
+}
+
+// load reads a finished recording's metadata from the store.
+func (l *Library) load(key recID) (Meta, error) {
+	id := key.String()
+	data, err := readAll(l.store, id+".json")
+	if err != nil {
+		return Meta{}, fmt.Errorf("read recording %s metadata: %w", id, err)
+	}
+	var m Meta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Meta{}, fmt.Errorf("read recording %s metadata: %w", id, err)
+	}
+	if m.ID != id {
+		return Meta{}, fmt.Errorf("read recording %s metadata: it names recording %q", id, m.ID)
+	}
+	if m.Choices == nil {
+		m.Choices = []Choice{}
+	}
+	return m, nil
 }
 
 func (q *Query) matches(m *Meta) bool {
@@ -263,35 +367,46 @@ func (q *Query) matches(m *Meta) bool {
 	return true
 }
 
-// lookup finds a recording by id; ErrInvalidID before anything is looked
-// up for an id that is not one.
-func (l *Library) lookup(id string) (*entry, error) {
-	if !ValidID(id) {
-		return nil, ErrInvalidID
+// lookup finds a recording by id: e is its entry while it is being
+// written, nil once it is finished. ErrInvalidID before anything is
+// looked up for an id that is not one.
+func (l *Library) lookup(id string) (recID, *entry, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return key, nil, ErrInvalidID
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.byID[id]
-	if e == nil {
-		return nil, ErrNotFound
+	if e := l.active[key]; e != nil {
+		return key, e, nil
 	}
-	return e, nil
+	if _, ok := l.done[key]; ok {
+		return key, nil, nil
+	}
+	return key, nil, ErrNotFound
 }
 
 // Get returns a recording's metadata.
 func (l *Library) Get(id string) (Meta, error) {
-	e, err := l.lookup(id)
+	key, e, err := l.lookup(id)
 	if err != nil {
 		return Meta{}, err
 	}
-	return e.snapshot(), nil
+	if e != nil {
+		return e.snapshot(), nil
+	}
+	m, err := l.load(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Meta{}, ErrNotFound // deleted meanwhile
+	}
+	return m, err
 }
 
 // Open opens a recording's WAV for playback (http.ServeContent takes the
 // reader, Info's ModTime and size). A recording being written can be
 // opened: its header covers what was written at the last update.
 func (l *Library) Open(id string) (Reader, Info, error) {
-	if _, err := l.lookup(id); err != nil {
+	if _, _, err := l.lookup(id); err != nil {
 		return nil, Info{}, err
 	}
 	name := id + ".wav"
@@ -309,22 +424,46 @@ func (l *Library) Open(id string) (Reader, Info, error) {
 
 // UpdateMeta changes the metadata of a call's latest recording — a
 // wrap-up disposition that comes after the call ended, say — and writes
-// it (a recording still being written writes it at its next update).
+// it (a recording still being written writes it at its next update). A
+// call is found by its id while it is recorded and for UpdateWindow after
+// its recording ended; after that, or for an unknown call, ErrNotFound.
 func (l *Library) UpdateMeta(callID string, f func(*Meta)) error {
 	l.mu.Lock()
-	e := l.byCall[callID]
+	key, ok := l.byCall[callID]
+	e := l.active[key]
 	l.mu.Unlock()
-	if e == nil {
+	if !ok {
 		return ErrNotFound
 	}
-	e.update(f)
-	if e.active.Load() {
-		return nil
+	if e != nil {
+		e.update(f)
+		if e.active.Load() {
+			return nil
+		}
+		// Finished meanwhile: after finished's last save.
+		l.metaMu.Lock()
+		defer l.metaMu.Unlock()
+		return l.saveFinished(key, e)
 	}
-	e.mu.Lock()
-	id := e.meta.ID
-	e.mu.Unlock()
-	return e.save(l.store, id)
+	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	m, err := l.load(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNotFound // deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	f(&m)
+	data, err := marshalMeta(m)
+	if err != nil {
+		return fmt.Errorf("write recording %s metadata: %w", m.ID, err)
+	}
+	if err := l.store.Put(m.ID+".json", data); err != nil {
+		return fmt.Errorf("write recording %s metadata: %w", m.ID, err)
+	}
+	l.reindex(key, &m)
+	return nil
 }
 
 // Sweep deletes the complete recordings that ended more than days days
@@ -334,43 +473,31 @@ func (l *Library) Sweep(now time.Time, days int) (int, error) {
 	if days <= 0 {
 		return 0, nil
 	}
-	cutoff := now.Add(-time.Duration(days) * 24 * time.Hour)
+	cutoff := now.Add(-time.Duration(days) * 24 * time.Hour).UnixNano()
 	l.mu.Lock()
-	var old []*entry
-	for _, e := range l.byID {
-		if e.active.Load() {
-			continue
+	var old []recID
+	for key, x := range l.done {
+		if x.ended < cutoff {
+			old = append(old, key)
 		}
-		e.mu.Lock()
-		end := e.meta.Ended
-		if end.IsZero() {
-			end = e.meta.Answered
-		}
-		if e.meta.Complete && end.Before(cutoff) {
-			old = append(old, e)
-		}
-		e.mu.Unlock()
 	}
 	l.mu.Unlock()
 	n := 0
 	var errs []error
-	for _, e := range old {
-		m := e.snapshot()
+	for _, key := range old {
+		id := key.String()
 		// The WAV first: a crash between the two leaves metadata without
 		// audio, which the next start removes, never audio without its
 		// metadata, which it would index as a repaired recording.
-		if err := l.store.Remove(m.ID + ".wav"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("delete recording %s: %w", m.ID, err))
+		if err := l.store.Remove(id + ".wav"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete recording %s: %w", id, err))
 			continue
 		}
-		if err := l.store.Remove(m.ID + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("delete recording %s metadata: %w", m.ID, err))
+		if err := l.store.Remove(id + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete recording %s metadata: %w", id, err))
 		}
 		l.mu.Lock()
-		delete(l.byID, m.ID)
-		if l.byCall[m.CallID] == e {
-			delete(l.byCall, m.CallID)
-		}
+		delete(l.done, key)
 		l.mu.Unlock()
 		n++
 	}
@@ -434,6 +561,7 @@ func (l *Library) scan() error {
 		}
 	}
 	repaired := 0
+	now := time.Now()
 	for id, in := range wavs {
 		var m Meta
 		metaOK := false
@@ -449,16 +577,17 @@ func (l *Library) scan() error {
 			}
 			repaired++
 		}
-		if m.Choices == nil {
-			m.Choices = []Choice{}
-		}
-		e := &entry{meta: m}
-		l.byID[id] = e
-		if old := l.byCall[m.CallID]; m.CallID != "" && (old == nil || old.meta.Answered.Before(m.Answered)) {
-			l.byCall[m.CallID] = e
+		key, _ := parseID(id)
+		l.done[key] = index(&m)
+		if m.CallID != "" && now.Sub(m.Ended) <= l.cfg.UpdateWindow {
+			l.recent = append(l.recent, recentCall{callID: m.CallID, id: key, ended: m.Ended})
 		}
 	}
-	l.log.Info("recordings indexed", "recordings", len(l.byID), "repaired", repaired)
+	slices.SortFunc(l.recent, func(a, b recentCall) int { return a.ended.Compare(b.ended) })
+	for _, c := range l.recent {
+		l.byCall[c.callID] = c.id
+	}
+	l.log.Info("recordings indexed", "recordings", len(l.done), "repaired", repaired)
 	return nil
 }
 

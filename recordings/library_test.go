@@ -2,7 +2,9 @@ package recordings
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -367,7 +369,8 @@ func TestIDs(t *testing.T) {
 }
 
 // TestListAndUpdate: filters, newest first, pages; a disposition that
-// comes after the call is written and survives a restart.
+// comes after the call is written and survives a restart; a call that
+// ended longer than UpdateWindow ago is no longer found by its id.
 func TestListAndUpdate(t *testing.T) {
 	checkGoroutines(t)
 	dir := t.TempDir()
@@ -381,6 +384,8 @@ func TestListAndUpdate(t *testing.T) {
 		}
 		putRecording(t, st, m)
 	}
+	ended := time.Now().Add(-time.Minute)
+	putRecording(t, st, Meta{CallID: "recent", Answered: ended.Add(-time.Minute), Ended: ended, Agent: "agent3", DurationS: 60, Choices: []Choice{}})
 	lib := openLib(t, Config{Store: st})
 	p := lib.List(Query{Agent: "agent1", Limit: 2})
 	if p.Total != 5 || len(p.Recordings) != 2 || p.NextOffset != 2 || p.Recordings[0].CallID != "c8" || p.Recordings[1].CallID != "c6" {
@@ -402,15 +407,112 @@ func TestListAndUpdate(t *testing.T) {
 			t.Errorf("List(%+v) = %v, want %v", c.q, got, c.want)
 		}
 	}
-	if err := lib.UpdateMeta("c3", func(m *Meta) { m.Disposition, m.Notes = "resolved", "refund sent" }); err != nil {
+	if err := lib.UpdateMeta("recent", func(m *Meta) { m.Disposition, m.Notes = "resolved", "refund sent" }); err != nil {
 		t.Fatal(err)
 	}
-	if err := lib.UpdateMeta("nope", func(*Meta) {}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("UpdateMeta(unknown) = %v", err)
+	if got := ids(lib.List(Query{Disposition: "resolved"})); !slices.Equal(got, []string{"recent"}) {
+		t.Errorf("resolved: %v", got)
+	}
+	for _, call := range []string{"nope", "c3"} { // unknown; ended months ago
+		if err := lib.UpdateMeta(call, func(*Meta) {}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("UpdateMeta(%s) = %v", call, err)
+		}
 	}
 	lib2 := openLib(t, Config{Store: st})
-	if got := ids(lib2.List(Query{Disposition: "resolved"})); !slices.Equal(got, []string{"c3"}) {
+	p = lib2.List(Query{Disposition: "resolved"})
+	if got := ids(p); !slices.Equal(got, []string{"recent"}) || p.Recordings[0].Notes != "refund sent" {
 		t.Errorf("after a restart, resolved: %v", got)
+	}
+	if err := lib2.UpdateMeta("recent", func(m *Meta) { m.Disposition = "callback" }); err != nil {
+		t.Errorf("after a restart, UpdateMeta(recent) = %v", err)
+	}
+}
+
+// TestUpdateWindow: a call recorded here can be updated by its call id
+// while it is recorded and after, its metadata read back from the store;
+// once its recording ended more than UpdateWindow ago, it cannot.
+func TestUpdateWindow(t *testing.T) {
+	checkGoroutines(t)
+	lib := openLib(t, Config{UpdateWindow: 300 * time.Millisecond})
+	start := time.Now()
+	rec := lib.Start("window-1", media.ULaw, start)
+	if err := lib.UpdateMeta("window-1", func(m *Meta) { m.Agent = "agent1" }); err != nil {
+		t.Fatalf("while recording: %v", err)
+	}
+	rec.Close(start.Add(100 * time.Millisecond))
+	rec.Wait()
+	if err := lib.WrapUp("window-1", "agent2", "sale", "two seats", time.Now()); err != nil {
+		t.Fatalf("after the call: %v", err)
+	}
+	m, err := lib.Get(rec.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Agent != "agent1" || m.Disposition != "sale" || m.Notes != "two seats" || !m.Complete {
+		t.Errorf("meta: %+v", m)
+	}
+	if got := lib.List(Query{Agent: "agent1", Disposition: "sale"}); got.Total != 1 || got.Recordings[0].ID != rec.ID() {
+		t.Errorf("List(agent1, sale) = %+v", got)
+	}
+	time.Sleep(400 * time.Millisecond)
+	next := lib.Start("window-2", media.ULaw, time.Now()) // its end forgets window-1
+	next.Close(time.Now().Add(20 * time.Millisecond))
+	next.Wait()
+	if err := lib.UpdateMeta("window-1", func(*Meta) {}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdateMeta past the window = %v, want ErrNotFound", err)
+	}
+	if err := lib.UpdateMeta("window-2", func(*Meta) {}); err != nil {
+		t.Errorf("UpdateMeta(window-2) = %v", err)
+	}
+}
+
+// TestIndexFootprint: the index keeps a finished recording's search
+// fields, not its metadata: 2,000 recordings with a call's usual
+// metadata (choices, markers, segments, notes) cost the library under
+// 400 bytes each (~250 measured, most of it the map). Keeping every Meta
+// in memory cost ~1,940 bytes each: what a load run left behind in ivrd's
+// heap after its calls ended, and what grew with every call until
+// retention deleted it.
+func TestIndexFootprint(t *testing.T) {
+	checkGoroutines(t)
+	dir := t.TempDir()
+	st, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	base := time.Now().Add(-48 * time.Hour)
+	for i := range n {
+		at := base.Add(time.Duration(i) * time.Second)
+		m := Meta{
+			CallID: fmt.Sprintf("%08x-4a1c-49b2-a0c5-7d2f8e1b3c9a@10.0.0.1", i), Law: "PCMU",
+			Caller:  Caller{Number: fmt.Sprintf("+1555%07d", i), Name: "Caller Name", CustomerID: fmt.Sprint(i), Tier: "gold"},
+			Dialed:  "support",
+			Choices: []Choice{{Node: "main", Input: "1", At: at}, {Node: "billing", Input: "2", At: at}},
+			Skill:   "billing", Agent: fmt.Sprintf("agent%d", i%20), Answered: at, Queued: at, Connected: at, Ended: at.Add(time.Minute),
+			DurationS: 60, WaitS: 10, TalkS: 40, Disposition: "resolved", Notes: "customer asked about an invoice",
+		}
+		for _, k := range []string{SegmentIVR, SegmentQueue, SegmentAgent, SegmentHold, SegmentHold + "_end"} {
+			m.mark(k, "", at)
+		}
+		m.finish(at.Add(time.Minute), time.Minute)
+		putRecording(t, st, m)
+	}
+	before := inUse()
+	lib, err := Open(Config{Store: st, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRec := float64(inUse()-before) / n
+	if p := lib.List(Query{Agent: "agent7", Limit: 1}); p.Total != n/20 || p.Recordings[0].Notes == "" {
+		t.Errorf("List(agent7): total %d, %+v", p.Total, p.Recordings)
+	}
+	if err := lib.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("index: %.0f bytes a recording", perRec)
+	if perRec > 400 {
+		t.Errorf("the index holds %.0f bytes a recording", perRec)
 	}
 }
 

@@ -2,7 +2,6 @@ package recordings
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"time"
@@ -214,12 +213,15 @@ var (
 	ErrNotFound  = errors.New("recordings: no such recording")
 )
 
-// newID is a fresh recording id: 16 random bytes in hex.
-func newID() string {
-	var b [16]byte
+// newRecID is a fresh recording id: 16 random bytes (in hex, the id).
+func newRecID() recID {
+	var b recID
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
+	return b
 }
+
+// newID is a fresh recording id in its text form.
+func newID() string { return newRecID().String() }
 
 // ValidID reports whether id has the form of a recording id (32 lowercase
 // hex digits). Only such ids ever reach the store.

@@ -21,6 +21,7 @@ type Recorder struct {
 	w     *writer // the writer goroutine that writes it
 	e     *entry
 	id    string
+	key   recID // id, as the index's key
 	law   media.Law
 	start time.Time
 	log   *slog.Logger

@@ -58,11 +58,12 @@ type Call struct {
 	// answered so the caller hears why (Rejection.Announce).
 	Refused *Rejection
 
-	srv      *Server
-	invite   *sip.Request // the INVITE with our To tag, for building responses
-	inviteTx sip.ServerTransaction
-	key      string
-	cseq     uint32 // the INVITE's CSeq
+	srv       *Server
+	invite    *sip.Request // the INVITE with our To tag, for building responses
+	inviteTx  sip.ServerTransaction
+	key       string // the dialog's key in Server.calls
+	inviteKey string // the initial INVITE's key in Server.invites
+	cseq      uint32 // the INVITE's CSeq
 
 	remoteTarget sip.Uri  // the caller's Contact (RFC 3261 §12.1.1)
 	routeSet     []string // Record-Route values, in order (UAS side)

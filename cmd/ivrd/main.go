@@ -66,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
+	log.Info("garbage collector target", "gogc", tuneGC(os.Getenv))
 	if err := serve(cfg, log); err != nil {
 		log.Error("ivrd stopped", "error", err)
 		return 1

@@ -19,8 +19,17 @@ func openRecordings(cfg *configs.Config, log *slog.Logger) (*recordings.Library,
 		Disabled:      !cfg.Recordings.Enabled,
 		Buffer:        cfg.Recordings.Buffer,
 		RetentionDays: cfg.Recordings.RetentionDays,
+		UpdateWindow:  updateWindow(cfg),
 		Logger:        log,
 	})
+}
+
+// updateWindow is how long after a call's end its recording still takes
+// metadata by call id: an agent's wrap-up comes at most
+// agents.wrap_up_timeout after the call ended, so twice that, and at
+// least an hour.
+func updateWindow(cfg *configs.Config) time.Duration {
+	return max(time.Hour, 2*cfg.Agents.WrapUpTimeout)
 }
 
 // closeRecordings waits a while for recordings still being written.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,5 +106,26 @@ func TestRelayLatencyMetric(t *testing.T) {
 	a1, c1, u1 := count()
 	if a1-a0 != 2 || c1 != c0 || u1-u0 != 1 {
 		t.Errorf("to_agent +%d (want 2), to_caller +%d (want 0), ≤ 2 ms +%d (want 1)", a1-a0, c1-c0, u1-u0)
+	}
+}
+
+// The collector runs at defaultGCPercent unless GOGC chose otherwise.
+func TestTuneGC(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	env := map[string]string{}
+	if got := tuneGC(func(k string) string { return env[k] }); got != defaultGCPercent {
+		t.Errorf("no GOGC: tuneGC = %d", got)
+	}
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("no GOGC: the runtime's target is %d, want %d", got, defaultGCPercent)
+	}
+	env["GOGC"] = "200"
+	debug.SetGCPercent(200) // as the runtime does at start with GOGC=200
+	if got := tuneGC(func(k string) string { return env[k] }); got != 200 {
+		t.Errorf("GOGC=200: tuneGC = %d", got)
+	}
+	if got := debug.SetGCPercent(100); got != 200 {
+		t.Errorf("GOGC=200: the runtime's target is %d", got)
 	}
 }
