@@ -10,7 +10,7 @@ import (
 // TestPacerPhases: one pacer shard serves sessions started at different
 // moments; each keeps its own phase (its frames are due every 20 ms from
 // its own start, not on a common tick) and no frame leaves more than
-// coalesce before its deadline.
+// a slot (1 ms) before its deadline.
 func TestPacerPhases(t *testing.T) {
 	checkGoroutines(t)
 	pc := newPacer(1)
@@ -52,7 +52,7 @@ func TestPacerPhases(t *testing.T) {
 		// makes this deadline earlier than the real one.
 		k := 1 + int((pkt.Timestamp-f.ts)/FrameSamples)
 		lateness := pkt.at.Sub(started[port].Add(time.Duration(k) * FrameDuration))
-		if lateness < -coalesce {
+		if lateness < -slot {
 			t.Errorf("port %d: frame %d arrived %v before its deadline", port, k, -lateness)
 		}
 		f.earliest = min(f.earliest, lateness)

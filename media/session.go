@@ -349,7 +349,7 @@ func (p *pace) finish(err error) {
 
 // sendFrame sends the frame due at s.pace.deadline — the next frame of the
 // playback or silence — and moves the deadline on by one frame; now is
-// about the deadline (at most coalesce before it). It reports false once
+// about the deadline (at most a pacer slot before it). It reports false once
 // the session is closed: the pacer then drops it.
 //
 // Deadlines are absolute, so lateness in one frame never accumulates into
