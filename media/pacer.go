@@ -149,12 +149,19 @@ func (sh *shard) run() {
 
 // serve sends the frames of slot i's sessions that are due by the end of
 // the current slot; a newcomer whose first deadline is a turn of the wheel
-// away waits for it. Closed sessions leave the wheel.
+// away waits for it. A session that fell behind (the shard was held up)
+// catches up at once, a frame after another, as sendFrame allows: left
+// due, it would stay a turn of the wheel late for good. Closed sessions
+// leave the wheel.
 func (sh *shard) serve(i int, now time.Time) {
 	horizon := now.Add(slot)
 	ss := sh.wheel[i]
 	for j := 0; j < len(ss); {
-		if s := ss[j]; s.pace.deadline.After(horizon) || s.sendFrame(now) {
+		s, open := ss[j], true
+		for open && !s.pace.deadline.After(horizon) {
+			open = s.sendFrame(now)
+		}
+		if open {
 			j++
 			continue
 		}

@@ -176,3 +176,40 @@ func TestPacingStatsCountLateAndSkipped(t *testing.T) {
 		t.Errorf("skipped %d, want 5", d)
 	}
 }
+
+// TestPacerCatchesUpAfterAStall: a shard held up past a session's
+// deadline sends the frames it owes at once — every one up to now, or a
+// skip beyond three — so that the session is back on time, not a turn of
+// the wheel late for good.
+func TestPacerCatchesUpAfterAStall(t *testing.T) {
+	checkGoroutines(t)
+	p := newPeer(t)
+	for _, c := range []struct {
+		stall      time.Duration
+		sent, skip uint64
+	}{
+		{45 * time.Millisecond, 3, 0},  // frames due at 0, 20 and 40 ms
+		{150 * time.Millisecond, 1, 7}, // beyond three frames: skip to the one due now
+	} {
+		s, err := NewSession(SessionConfig{Ports: newTestPool(t, 1), LocalIP: loopback, Logger: discard, Law: ULaw, Remote: p.addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := &shard{epoch: time.Now()}
+		d := sh.epoch.Add(FrameDuration)
+		s.pace = pace{epoch: sh.epoch, n: 1, deadline: d}
+		sh.incoming = append(sh.incoming, s)
+		sh.admit()
+		before := Pacing()
+		now := d.Add(c.stall)
+		sh.serve(sh.slotOf(d), now)
+		if !s.pace.deadline.After(now) {
+			t.Errorf("stall %v: the next deadline %v is still due: the session stays behind", c.stall, s.pace.deadline.Sub(now))
+		}
+		after := Pacing()
+		if sent, skipped := s.Stats().PacketsOut, after.Skipped-before.Skipped; sent != c.sent || skipped != c.skip {
+			t.Errorf("stall %v: %d frames sent, %d skipped; want %d and %d", c.stall, sent, skipped, c.sent, c.skip)
+		}
+		s.Close()
+	}
+}
