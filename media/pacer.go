@@ -139,7 +139,7 @@ func (sh *shard) run() {
 		for i := 0; i < slots && len(sh.wheel[wake%slots]) == 0; i++ {
 			wake++
 		}
-		timer.Reset(sh.epoch.Add(time.Duration(wake) * slot).Sub(time.Now()))
+		timer.Reset(time.Until(sh.epoch.Add(time.Duration(wake) * slot)))
 		select {
 		case <-timer.C:
 		case <-sh.wake:
