@@ -256,12 +256,14 @@ func (q *Queue) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		delete(q.gone, id)
 		q.mu.Unlock()
 	}
+	q.joins.Lock() // no caller between Redis and calls (see joins)
 	live := q.live()
 	ids := make([]string, 0, len(live))
 	for id := range live {
 		ids = append(ids, id)
 	}
 	rep, err := q.st.Reconcile(ctx, ids, q.st.now().Add(-staleAfter))
+	q.joins.Unlock()
 	if err != nil {
 		return rep, err
 	}

@@ -275,3 +275,50 @@ func freeTCPPort(t *testing.T) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// TestReconcileWhileCallersJoin: a reconciliation that runs while callers
+// are being enqueued takes none of their fresh entries for one this
+// instance lost (it used to, between the entry's write to Redis and the
+// call's registration here: the caller was removed from Redis and put
+// back moments later — "Redis had lost the waiting caller" with Redis
+// healthy).
+func TestReconcileWhileCallersJoin(t *testing.T) {
+	h := newQHarness(t, harnessOpts{})
+	ctx := ctxTimeout(t, 60*time.Second)
+	stop := make(chan struct{})
+	reports := make(chan ReconcileReport, 1)
+	go func() {
+		var sum ReconcileReport
+		defer func() { reports <- sum }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rep, err := h.q.Reconcile(ctx)
+			if err != nil {
+				t.Errorf("reconcile: %v", err)
+				return
+			}
+			sum.Lost += rep.Lost
+			sum.Missing = append(sum.Missing, rep.Missing...)
+		}
+	}()
+	const n = 12 // the harness keeps 16 results
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.dial(ctx, fmt.Sprintf("+1555000%04d", i))
+		}()
+	}
+	wg.Wait()
+	h.waitFor(ctx, "every caller waiting", func() bool { return h.report("billing").Waiting == n })
+	close(stop)
+	sum := <-reports
+	if sum.Lost != 0 || len(sum.Missing) != 0 {
+		t.Errorf("reconciling while callers joined: %d taken for lost, %d restored (%v)", sum.Lost, len(sum.Missing), sum.Missing)
+	}
+}

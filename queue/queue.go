@@ -96,7 +96,14 @@ type Queue struct {
 
 	mu    sync.Mutex
 	calls map[string]*waiter // by call id: calls this instance has in a queue
-	gone  map[string]bool    // calls that ended while Redis was unreachable
+
+	// joins is held for reading from a call's enqueue in Redis until it
+	// is in calls, and for writing by a reconciliation from its view of
+	// calls until its script has run: a caller being enqueued meanwhile
+	// would be in Redis and not in calls — taken for one this instance
+	// lost, removed, and put back moments later.
+	joins sync.RWMutex
+	gone  map[string]bool // calls that ended while Redis was unreachable
 
 	snapMu sync.Mutex
 	snaps  map[string]cachedSnap
@@ -248,8 +255,10 @@ func (q *Queue) join(ctx context.Context, ch ivr.Channel, call *ivr.Call, req iv
 		call.Queued = q.st.now()
 	}
 	e := Entry{ID: call.ID, Skill: req.Skill, Priority: req.Priority, Enqueued: q.st.now(), Fields: callFields(call)}
+	q.joins.RLock()
 	pos, err := q.st.Enqueue(ctx, e)
 	if err != nil {
+		q.joins.RUnlock()
 		// Redis is unreachable (or refused): tell the caller plainly.
 		log.Error("cannot queue the call", "error", err)
 		q.cfg.Metrics.result(req.Skill, "not_queued")
@@ -262,6 +271,7 @@ func (q *Queue) join(ctx context.Context, ch ivr.Channel, call *ivr.Call, req iv
 	q.cfg.Metrics.result(req.Skill, "queued")
 	w := &waiter{entry: e, offers: make(chan Match, 1)}
 	q.register(w)
+	q.joins.RUnlock()
 	q.Kick()
 	return &session{q: q, ch: ch, call: call, req: req, w: w, log: log, lastPos: pos + 1}, nil
 }
