@@ -114,3 +114,45 @@ func TestSessionClosedBeforeStart(t *testing.T) {
 		t.Errorf("closed session received %d packets", got)
 	}
 }
+
+// TestSessionFootprint: what a started session holds on the heap, with
+// telephone-event negotiated (the common case: no in-band detector) and
+// without. A call's memory is multiplied by thousands.
+func TestSessionFootprint(t *testing.T) {
+	checkGoroutines(t)
+	for _, c := range []struct {
+		name     string
+		dtmfType uint8
+		limit    uint64 // bytes a session
+	}{
+		{"telephone-event", testEventPT, 4500},
+		{"in-band", 0, 6500},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 200
+			pool := newTestPool(t, n)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			sessions := make([]*Session, n)
+			for i := range sessions {
+				s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: c.dtmfType})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Start()
+				sessions[i] = s
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			per := (after.HeapAlloc - before.HeapAlloc) / n
+			t.Logf("%d bytes of heap a session", per)
+			if per > c.limit {
+				t.Errorf("%d bytes of heap a session, want at most %d", per, c.limit)
+			}
+			for _, s := range sessions {
+				s.Close()
+			}
+		})
+	}
+}
