@@ -167,7 +167,7 @@ func BenchmarkReceivePacket(b *testing.B) {
 }
 
 // BenchmarkSessionReceiveUDP: a packet through a real socket and the
-// session's receive goroutine (read, parse, latch check, count).
+// session's receive path (read, parse, latch check, count).
 func BenchmarkSessionReceiveUDP(b *testing.B) {
 	pool := newTestPool(b, 1)
 	s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: testEventPT})

@@ -24,7 +24,7 @@ const (
 )
 
 // seqStats follows the sequence numbers of the caller's stream. It is owned
-// by the receive goroutine and allocates nothing.
+// by the receive path and allocates nothing.
 type seqStats struct {
 	started  bool
 	ssrc     uint32

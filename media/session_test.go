@@ -1400,7 +1400,7 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 }
 
 // TestReceiveLoopDoesNotAllocate: a packet through the socket and the
-// receive goroutine allocates nothing either (reading the source address
+// receive path (the pollers) allocates nothing either (reading the source address
 // used to cost an allocation per packet).
 func TestReceiveLoopDoesNotAllocate(t *testing.T) {
 	checkGoroutines(t)

@@ -5,7 +5,7 @@ import "time"
 // Tap receives a copy of a call's audio in both directions as it passes,
 // for recording. Its methods run on the media path: they must not block,
 // must not keep the payload (it is valid only during the call) and should
-// not allocate. FromCaller is called from the receive goroutine only;
+// not allocate. FromCaller is called from the receive path only (one packet at a time);
 // ToCaller calls are serialised (the pacer and a relay's writer take
 // turns under the session's lock), so each method has one producer at a
 // time.
