@@ -284,37 +284,36 @@ func BenchmarkSessionsPaced(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer sink.Close()
-			pool, err := NewPortPool(10000, 32000) // skips busy ports, stays below the ephemeral range
-			if err != nil {
-				b.Fatal(err)
-			}
-			sessions := make([]*Session, n)
-			for i := range sessions {
-				s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, Remote: sink.LocalAddr().(*net.UDPAddr)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				s.Start()
-				sessions[i] = s
-			}
-			sent := func() (n uint64) {
-				for _, s := range sessions {
-					n += s.Stats().PacketsOut
-				}
-				return n
-			}
+			sessions := startSessions(b, benchPool(b), n, SessionConfig{Law: ULaw, Remote: sink.LocalAddr().(*net.UDPAddr)}, nil)
+			sent := func() uint64 { return countPackets(sessions, func(st SessionStats) uint64 { return st.PacketsOut }) }
 			time.Sleep(200 * time.Millisecond) // every session has started sending
-			out0, cpu0, t0 := sent(), cpuTime(b), time.Now()
-			b.ReportAllocs()
-			for b.Loop() {
-				time.Sleep(FrameDuration)
-			}
-			packets, cpu, wall := float64(sent()-out0), cpuTime(b)-cpu0, time.Since(t0)
-			b.ReportMetric(float64(cpu.Nanoseconds())/packets, "cpu-ns/pkt")
-			b.ReportMetric(packets/wall.Seconds()/float64(n), "pkt/s/call")
+			cpuPerPacket(b, n, sent)
 		})
 	}
+}
+
+// benchPool is a pool for many sessions: it skips busy ports and stays
+// below the ephemeral range.
+func benchPool(b *testing.B) *PortPool {
+	pool, err := NewPortPool(10000, 32000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pool
+}
+
+// cpuPerPacket runs b's loop, an op a 20 ms period, and reports the
+// process's CPU time per packet that count counts over the loop, and the
+// packets a second a call.
+func cpuPerPacket(b *testing.B, calls int, count func() uint64) {
+	c0, cpu0, t0 := count(), cpuTime(b), time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		time.Sleep(FrameDuration)
+	}
+	packets, cpu, wall := float64(count()-c0), cpuTime(b)-cpu0, time.Since(t0)
+	b.ReportMetric(float64(cpu.Nanoseconds())/packets, "cpu-ns/pkt")
+	b.ReportMetric(packets/wall.Seconds()/float64(calls), "pkt/s/call")
 }
 
 // BenchmarkPacerFrame: the pacer's work for one frame of one call among
@@ -328,10 +327,7 @@ func BenchmarkPacerFrame(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sink.Close()
-	pool, err := NewPortPool(10000, 32000) // skips busy ports, stays below the ephemeral range
-	if err != nil {
-		b.Fatal(err)
-	}
+	pool := benchPool(b)
 	sh := &shard{epoch: time.Now()}
 	for i := range 500 {
 		s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, Remote: sink.LocalAddr().(*net.UDPAddr)})
@@ -381,21 +377,10 @@ func BenchmarkSessionsReceive(b *testing.B) {
 	}
 	for _, n := range []int{500, 2000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			pool, err := NewPortPool(10000, 32000) // skips busy ports, stays below the ephemeral range
-			if err != nil {
-				b.Fatal(err)
-			}
-			sessions := make([]*Session, n)
+			sessions := startSessions(b, benchPool(b), n, SessionConfig{Law: ULaw, DTMFType: testEventPT},
+				func(s *Session) { s.SetSending(false) })
 			var ports strings.Builder
-			for i := range sessions {
-				s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: testEventPT})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				s.SetSending(false)
-				s.Start()
-				sessions[i] = s
+			for _, s := range sessions {
 				fmt.Fprintln(&ports, s.LocalPort())
 			}
 			sender := exec.Command(exe, "-test.run=^TestRTPSenderProcess$")
@@ -406,12 +391,7 @@ func BenchmarkSessionsReceive(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { _ = sender.Process.Kill(); _ = sender.Wait() }()
-			received := func() (n uint64) {
-				for _, s := range sessions {
-					n += s.Stats().PacketsIn
-				}
-				return n
-			}
+			received := func() uint64 { return countPackets(sessions, func(st SessionStats) uint64 { return st.PacketsIn }) }
 			deadline := time.Now().Add(10 * time.Second)
 			for received() < uint64(2*n) { // every session hears the sender
 				if time.Now().After(deadline) {
@@ -419,14 +399,7 @@ func BenchmarkSessionsReceive(b *testing.B) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			in0, cpu0, t0 := received(), cpuTime(b), time.Now()
-			b.ReportAllocs()
-			for b.Loop() {
-				time.Sleep(FrameDuration)
-			}
-			packets, cpu, wall := float64(received()-in0), cpuTime(b)-cpu0, time.Since(t0)
-			b.ReportMetric(float64(cpu.Nanoseconds())/packets, "cpu-ns/pkt")
-			b.ReportMetric(packets/wall.Seconds()/float64(n), "pkt/s/call")
+			cpuPerPacket(b, n, received)
 		})
 	}
 }

@@ -238,3 +238,34 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// startSessions opens n sessions on pool with cfg (its Ports, LocalIP and
+// Logger set here), hands each to prepare when it is not nil, and starts
+// it; they are closed when tb ends.
+func startSessions(tb testing.TB, pool *PortPool, n int, cfg SessionConfig, prepare func(*Session)) []*Session {
+	tb.Helper()
+	cfg.Ports, cfg.LocalIP, cfg.Logger = pool, loopback, discard
+	sessions := make([]*Session, n)
+	for i := range sessions {
+		s, err := NewSession(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		if prepare != nil {
+			prepare(s)
+		}
+		s.Start()
+		sessions[i] = s
+	}
+	return sessions
+}
+
+// countPackets sums one counter (of SessionStats) over sessions.
+func countPackets(sessions []*Session, counter func(SessionStats) uint64) uint64 {
+	var n uint64
+	for _, s := range sessions {
+		n += counter(s.Stats())
+	}
+	return n
+}

@@ -22,17 +22,7 @@ func TestSessionsReceiveThroughPollers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	sessions := make([]*Session, n)
-	for i := range sessions {
-		s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: testEventPT})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		s.SetSending(false)
-		s.Start()
-		sessions[i] = s
-	}
+	sessions := startSessions(t, pool, n, SessionConfig{Law: ULaw, DTMFType: testEventPT}, func(s *Session) { s.SetSending(false) })
 	for round := 1; round <= 5; round++ {
 		for i, s := range sessions {
 			st := &stream{ssrc: uint32(i + 1), seq: uint16(round), ts: uint32(round * FrameSamples)}
@@ -134,24 +124,13 @@ func TestSessionFootprint(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			sessions := make([]*Session, n)
-			for i := range sessions {
-				s, err := NewSession(SessionConfig{Ports: pool, LocalIP: loopback, Logger: discard, Law: ULaw, DTMFType: c.dtmfType})
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.Start()
-				sessions[i] = s
-			}
+			startSessions(t, pool, n, SessionConfig{Law: ULaw, DTMFType: c.dtmfType}, nil)
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			per := (after.HeapAlloc - before.HeapAlloc) / n
 			t.Logf("%d bytes of heap a session", per)
 			if per > c.limit {
 				t.Errorf("%d bytes of heap a session, want at most %d", per, c.limit)
-			}
-			for _, s := range sessions {
-				s.Close()
 			}
 		})
 	}
