@@ -93,10 +93,14 @@ type Call struct {
 	dtmfType uint8
 	remote   *net.UDPAddr
 
-	ssrc uint32
-	seq  uint16
-	ts   uint32
-	skip atomic.Uint32 // sequence numbers to leave out before the next packet
+	// The send state, the sender's (sender.go) once the call is answered.
+	ssrc   uint32
+	seq    uint16
+	ts     uint32
+	src    Source
+	sendTo netip.AddrPort
+	queue  []outFrame    // the digit being sent
+	skip   atomic.Uint32 // sequence numbers to leave out before the next packet
 
 	digitsQ  chan []outFrame
 	stop     chan struct{}
@@ -199,72 +203,8 @@ func (c *Call) readAnswer(res *sip.Response) error {
 
 func (c *Call) start() {
 	c.wg.Add(2)
-	go c.sendLoop()
+	c.startSending()
 	go c.recvLoop(c.rtp)
-}
-
-func (c *Call) sendLoop() {
-	defer c.wg.Done()
-	src := c.opts.Source
-	if src == nil {
-		src = Silence{}
-	}
-	pcm := make([]int16, media.FrameSamples)
-	payload := make([]byte, media.FrameSamples)
-	buf := make([]byte, 1500)
-	// Unmapped: an IPv4 socket refuses an IPv4-mapped IPv6 address.
-	ap := c.remote.AddrPort()
-	remote := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	var queue []outFrame
-	start := time.Now()
-	next := time.NewTimer(media.FrameDuration)
-	defer next.Stop()
-	for n := 1; ; n++ {
-		select {
-		case <-c.stop:
-			return
-		case <-next.C:
-		}
-		next.Reset(time.Until(start.Add(time.Duration(n+1) * media.FrameDuration)))
-		if len(queue) == 0 {
-			select {
-			case q := <-c.digitsQ:
-				// Every packet of one RFC 4733 event carries the timestamp
-				// of the event's start (§2.5.1.2); a changing timestamp
-				// would read as a new key press per packet.
-				queue = make([]outFrame, len(q))
-				for i, f := range q {
-					if !f.fixedTS {
-						f.ts, f.fixedTS = c.ts, true
-					}
-					queue[i] = f
-				}
-			default:
-			}
-		}
-		var f outFrame
-		if len(queue) > 0 {
-			f, queue = queue[0], queue[1:]
-		} else {
-			src.Next(pcm)
-			media.EncodeFrame(c.law, payload, pcm)
-			f = outFrame{payload: payload, pt: c.law.PayloadType()}
-		}
-		c.seq += uint16(c.skip.Swap(0))
-		ts := c.ts
-		if f.fixedTS {
-			ts = f.ts
-		}
-		h := rtp.Header{Version: 2, PayloadType: f.pt, SequenceNumber: c.seq, Timestamp: ts, SSRC: c.ssrc, Marker: f.marker}
-		hn, err := h.MarshalTo(buf)
-		if err != nil {
-			continue
-		}
-		n := copy(buf[hn:], f.payload)
-		_, _ = c.conn().WriteToUDPAddrPort(buf[:hn+n], remote)
-		c.seq++
-		c.ts += media.FrameSamples
-	}
 }
 
 func (c *Call) conn() *net.UDPConn {
