@@ -297,10 +297,11 @@ func (sh *rxShard) run(set *epollSet) {
 			return // closed: the shard has no socket left
 		}
 		// Under load packets keep coming and the set is never found
-		// empty, so this goroutine would not park: it would hold its P
-		// until the runtime preempts it (10 ms), and the timers that
-		// wake the pacer would wait as long — late frames. Yield after
-		// every batch so they run on time.
+		// empty, so this goroutine need not park: it could hold its P
+		// until the runtime preempts it (10 ms) while the pacer's timer
+		// waits. Yielding after every batch lets it run. A precaution:
+		// at 1,500 IVR callers frames were as often late with it as
+		// without, within the noise (5-11%).
 		runtime.Gosched()
 	}
 }
