@@ -39,8 +39,8 @@ const (
 )
 
 func (o options) describe() string {
-	return fmt.Sprintf("setup %d/s for %v; ivr %v; bridged %v; arrival %.0f/s; plateau %v; quiet %v; sipp %v",
-		o.setupRate, o.setupFor, o.ivrSteps, o.bridgedSteps, o.arrival, o.plateau, o.quiet, o.sippRates)
+	return fmt.Sprintf("setup %d/s for %v; ivr %v; bridged %v; arrival %.0f/s; plateau %v; quiet %v; sipp %v; load generator at nice %d",
+		o.setupRate, o.setupFor, o.ivrSteps, o.bridgedSteps, o.arrival, o.plateau, o.quiet, o.sippRates, o.nice)
 }
 
 // machine names the CPU and core count.
