@@ -195,7 +195,7 @@ type Recordings struct {
 	Dir           string `yaml:"dir"`            // where recordings and their metadata are written
 	Enabled       bool   `yaml:"enabled"`        // record answered calls
 	RetentionDays int    `yaml:"retention_days"` // delete recordings older than this; 0: keep for ever
-	Buffer        int    `yaml:"buffer"`         // a recording's window in memory, in 20 ms frames (default 50: 1 s)
+	Buffer        int    `yaml:"buffer"`         // a recording's window in memory, in 20 ms frames (default 28: 560 ms)
 }
 
 // Shutdown configures what SIGTERM does.
@@ -279,7 +279,7 @@ func Defaults() Config {
 			LoginsPerUser:    Rate{N: 5, Per: time.Minute},
 			LoginsPerAddress: Rate{N: 20, Per: time.Minute},
 		},
-		Recordings: Recordings{Dir: "recordings", Enabled: true, RetentionDays: 90, Buffer: 50},
+		Recordings: Recordings{Dir: "recordings", Enabled: true, RetentionDays: 90, Buffer: 28},
 		Shutdown:   Shutdown{Grace: 30 * time.Second},
 		Log:        Log{Level: "info", Format: "text"},
 	}
@@ -624,8 +624,8 @@ func (c *Config) validate(root *yaml.Node) []error {
 	if c.Recordings.RetentionDays < 0 {
 		bad("recordings.retention_days", "must not be negative (0 keeps recordings for ever)")
 	}
-	if c.Recordings.Buffer < 50 || c.Recordings.Buffer > 30000 {
-		bad("recordings.buffer", "%d frames: must be within 50-30000 (1 s to 10 min of audio)", c.Recordings.Buffer)
+	if c.Recordings.Buffer < 28 || c.Recordings.Buffer > 30000 {
+		bad("recordings.buffer", "%d frames: must be within 28-30000 (560 ms to 10 min of audio)", c.Recordings.Buffer)
 	}
 	if c.Shutdown.Grace < 0 {
 		bad("shutdown.grace", "must not be negative")

@@ -25,7 +25,7 @@ type Config struct {
 	Store Store  // where recordings live; default: a FileStore in Dir
 
 	Disabled bool // record nothing (Start returns nil); the index still serves old recordings
-	Buffer   int  // the window, in 20 ms frames: the stretch of each recording kept in memory for late packets and a writer held up (default and minimum 50: 1 s)
+	Buffer   int  // the window, in 20 ms frames: the stretch of each recording kept in memory for late packets and a writer held up (default and minimum 28: 560 ms)
 
 	RetentionDays int           // delete recordings older than this many days; 0: keep for ever
 	SweepEvery    time.Duration // how often retention runs (default 1 h)
@@ -37,11 +37,13 @@ type Config struct {
 	noSpill bool // tests: drop at the window's end, as if the spill were full
 }
 
-// MinBuffer is the least Config.Buffer: a window of 1 s, of which the
-// holdback, a block and a pass take 640 ms; the rest, 360 ms, is how long
-// a writer may be held up before the taps spill blocks out of the window
-// (maxSpill: 4 s more) and then drop frames.
-const MinBuffer = 50
+// MinBuffer is the least Config.Buffer, and its default: a window of
+// 560 ms, of which the holdback, a block and a pass take 490 ms; the rest,
+// 70 ms, is how long a writer may be held up before the taps spill blocks
+// out of the window (maxSpill: 4 s more, memory taken only while it
+// lasts) and then drop frames. A larger buffer buys stall tolerance
+// without spilling for 320 bytes a frame.
+const MinBuffer = 28
 
 // Library is every recording in a store: it starts recorders, indexes
 // their metadata for search, serves them for playback, repairs those a

@@ -147,8 +147,8 @@ func (r *Recorder) put(ch int, pos int64, b []byte) {
 }
 
 // maxSpill bounds the blocks a recording may hold outside its window
-// while its writer is held up: 16 blocks, 4 s more, 64 KB at most.
-const maxSpill = 16
+// while its writer is held up: 20 blocks, 4 s more, 64 KB at most.
+const maxSpill = 20
 
 // spilled is a block of a recording's window, both channels in the call's
 // law, moved out to make room while the writer was held up.
@@ -158,6 +158,14 @@ type spilled struct {
 }
 
 var spillPool = sync.Pool{New: func() any { return new(spilled) }}
+
+// spilledBlocks counts the blocks every recording of the process spilled.
+var spilledBlocks atomic.Uint64
+
+// SpilledBlocks returns how many blocks recordings have spilled out of
+// their windows since the process started: each is 200 ms of a recording
+// whose writer was held up past its window (ivrd_recording_spilled_blocks_total).
+func SpilledBlocks() uint64 { return spilledBlocks.Load() }
 
 // spillBlock moves the window's oldest block out to the spill, where the
 // writer finds it at its next pass, and moves the window on by a block.
@@ -180,6 +188,7 @@ func (r *Recorder) spillBlock() {
 	}
 	r.spill = append(r.spill, sb)
 	r.spills++
+	spilledBlocks.Add(1)
 	r.flushed += blockSamples
 }
 

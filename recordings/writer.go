@@ -18,10 +18,14 @@ import (
 // block not yet whole and a tick behind the clock) to a packet's end (a
 // frame, and a frame early) ahead of it: minWindow. A window of w samples
 // lets the writer be held up for w-minWindow before the taps drop frames.
+//
+// The holdback is 200 ms: a packet later than that would have been
+// discarded by a phone's jitter buffer too (Asterisk's largest by
+// default), so the caller did not hear it in its place either.
 const (
 	tick         = 50 * time.Millisecond
-	holdback     = 300 * media.SampleRate / 1000 // samples
-	blockSamples = media.SampleRate / 4          // 250 ms per channel
+	holdback     = 200 * media.SampleRate / 1000 // samples
+	blockSamples = media.SampleRate / 5          // 200 ms per channel
 	minWindow    = holdback + blockSamples + int64(tick)*media.SampleRate/int64(time.Second) + 2*media.FrameSamples
 	// outSamples is the most a writer takes in one write: the buffer it
 	// holds for them, whole blocks.
@@ -349,9 +353,10 @@ func (r *Recorder) seal() {
 	r.lib.finished(r, r.blob != nil && err == nil)
 	r.mu.Lock()
 	reanchors := r.placers[left].reanchors + r.placers[right].reanchors
+	spills := r.spills
 	r.mu.Unlock()
 	r.log.Info("recording written", "duration", dur, "dropped_frames", dropped, "late_frames", late,
-		"reanchors", reanchors, "error", errString(r.err))
+		"spilled_blocks", spills, "reanchors", reanchors, "error", errString(r.err))
 }
 
 func errString(err error) string {

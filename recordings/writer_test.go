@@ -54,7 +54,7 @@ func feed(recs []*Recorder, i int) {
 }
 
 // TestWritesInBlocks: a recording reaches the store in writes of whole
-// 250 ms blocks (the last one excepted), in order, with nothing written
+// 200 ms blocks (the last one excepted), in order, with nothing written
 // twice, adding up to the recording's length.
 func TestWritesInBlocks(t *testing.T) {
 	checkGoroutines(t)
@@ -194,10 +194,13 @@ func TestWindowLimits(t *testing.T) {
 	}
 	w := newWriter(nil)
 	w.flushTo(r, frames/2*media.FrameSamples) // the writer takes half the window
-	// Frame 60 fits again; frame 24, 100 ms late, was taken: late.
-	feed(60, 60*media.FrameDuration)
-	r.FromCaller(media.AudioPacket{SSRC: 1, Timestamp: 24 * media.FrameSamples, Payload: toneFrame(media.ULaw, 440, 24)}, start.Add(24*media.FrameDuration+100*time.Millisecond))
-	w.flushTo(r, 61*media.FrameSamples)
+	// The window's new last frame fits again; a frame the writer took,
+	// arriving 100 ms late, is late.
+	back, taken := frames/2+frames-1, frames/2-1
+	feed(back, time.Duration(back)*media.FrameDuration)
+	r.FromCaller(media.AudioPacket{SSRC: 1, Timestamp: uint32(taken * media.FrameSamples), Payload: toneFrame(media.ULaw, 440, taken)},
+		start.Add(time.Duration(taken)*media.FrameDuration+100*time.Millisecond))
+	w.flushTo(r, int64(back+1)*media.FrameSamples)
 	if d, l := r.lost(); d != 20 || l != 1 {
 		t.Errorf("after the writer moved on: dropped %d, late %d; want 20, 1", d, l)
 	}
@@ -211,13 +214,13 @@ func TestWindowLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(left) != 61*media.FrameSamples {
-		t.Fatalf("%d samples written, want %d", len(left), 61*media.FrameSamples)
+	if len(left) != (back+1)*media.FrameSamples {
+		t.Fatalf("%d samples written, want %d", len(left), (back+1)*media.FrameSamples)
 	}
-	for k := range 61 {
+	for k := range back + 1 {
 		f := media.FrameSamples
 		fl, fr := tones(k)
-		want := k < frames || k == 60
+		want := k < frames || k == back
 		l, r := power(left[k*f:(k+1)*f], fl) > 0.02, power(right[k*f:(k+1)*f], fr) > 0.02
 		if l != want || r != want {
 			t.Errorf("frame %d: left %.0f Hz %v, right %.0f Hz %v; want %v", k, fl, l, fr, r, want)
@@ -361,13 +364,19 @@ func TestStartBurst(t *testing.T) {
 	}
 }
 
-// TestStallTolerance: the default window leaves a writer more than a
-// third of a second to be held up before frames drop.
+// TestStallTolerance: the default window leaves a writer a pass and a
+// bit more (70 ms) to be late before the taps spill, and the spill more
+// than 4 s before frames drop.
 func TestStallTolerance(t *testing.T) {
-	stall := time.Duration(MinBuffer*media.FrameSamples-minWindow) * time.Second / media.SampleRate
-	t.Logf("a writer may stall %v", stall)
-	if stall < 350*time.Millisecond {
-		t.Errorf("a writer may stall only %v", stall)
+	perSample := time.Second / media.SampleRate
+	spill := time.Duration(MinBuffer*media.FrameSamples-minWindow) * perSample
+	drop := spill + time.Duration(maxSpill*blockSamples)*perSample
+	t.Logf("a writer may be held up %v before spilling, %v before dropping", spill, drop)
+	if spill < tick {
+		t.Errorf("a writer may be held up only %v before spilling: less than a pass (%v)", spill, tick)
+	}
+	if drop < 4*time.Second {
+		t.Errorf("a writer may be held up only %v before frames drop", drop)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ivrd/media"
+	"ivrd/recordings"
 )
 
 // registerPacing exports the media pacer's counters: how many paced frames
@@ -28,6 +29,9 @@ func registerPacing(reg prometheus.Registerer) {
 		counter("ivrd_rtp_paced_skipped_total", "Frames not sent at all because a call's sender fell more than three frames behind.",
 			func(p media.PacingStats) uint64 { return p.Skipped }),
 		newRelayLatency(),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrd_recording_spilled_blocks_total",
+			Help: "200 ms blocks of recordings moved out of their windows because a writer was held up (memory taken only while it lasts; frames drop only when a recording's spill is full)."},
+			func() float64 { return float64(recordings.SpilledBlocks()) }),
 	)
 }
 

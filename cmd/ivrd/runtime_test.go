@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ivrd/media"
+	"ivrd/recordings"
 )
 
 type syncBuffer struct {
@@ -128,4 +129,44 @@ func TestTuneGC(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != 200 {
 		t.Errorf("GOGC=200: the runtime's target is %d", got)
 	}
+}
+
+// TestSpilledBlocksMetric: a recording whose writer has not caught up
+// spills blocks out of its window, and /metrics counts them.
+func TestSpilledBlocksMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	registerPacing(reg)
+	spilled := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "ivrd_recording_spilled_blocks_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("no ivrd_recording_spilled_blocks_total")
+		return 0
+	}
+	lib, err := recordings.Open(recordings.Config{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close(context.Background())
+	before := spilled()
+	start := time.Now()
+	rec := lib.Start("spill", media.ULaw, start)
+	frame := bytes.Repeat([]byte{0xff}, media.FrameSamples)
+	// A second of audio arriving at once, long before the writer's next
+	// pass may take any of it: the window (560 ms) cannot hold it.
+	for k := range 50 {
+		rec.FromCaller(media.AudioPacket{SSRC: 1, Sequence: uint16(k), Timestamp: uint32(k * media.FrameSamples), Payload: frame},
+			start.Add(time.Duration(k)*media.FrameDuration))
+	}
+	if got := spilled() - before; got < 2 {
+		t.Errorf("spilled %v blocks for a second of audio the writer had not taken, want at least 2", got)
+	}
+	rec.Close(start.Add(time.Second))
+	rec.Wait()
 }
