@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -295,5 +297,44 @@ func TestServerRelay(t *testing.T) {
 	}
 	if err := parseRelayLine(`ivrd_relay_latency_seconds_bucket{direction="to_agent",le="x"} 1`, &after); err == nil {
 		t.Error("a bad bound was accepted")
+	}
+}
+
+// TestResultsJSON: -json writes every step, an IVR step's relay figures
+// (no relayed packets: NaN) as null rather than failing the whole file.
+func TestResultsJSON(t *testing.T) {
+	nan := math.NaN()
+	res := &results{Steps: []stepResult{
+		{Kind: "ivr", N: 10, ServerRelay: serverRelay{P50: [2]float64{nan, nan}, P99: [2]float64{nan, nan}}},
+		{Kind: "bridged", N: 10, ServerRelay: serverRelay{Packets: [2]float64{900, 880}, P50: [2]float64{0.2, 0.1}, P99: [2]float64{1.5, 1.2}}},
+	}}
+	path := filepath.Join(t.TempDir(), "bench.json")
+	if err := writeJSON(path, res); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Steps []struct {
+			Kind        string
+			ServerRelay struct {
+				Packets  [2]float64
+				P50, P99 [2]*float64
+			} `json:"server_relay"`
+		}
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	if len(back.Steps) != 2 {
+		t.Fatalf("%d steps in the JSON, want 2", len(back.Steps))
+	}
+	if r := back.Steps[0].ServerRelay; r.P99[0] != nil || r.P50[1] != nil {
+		t.Errorf("the IVR step's relay percentiles are %v / %v, want null", r.P50, r.P99)
+	}
+	if r := back.Steps[1].ServerRelay; r.P99[0] == nil || *r.P99[0] != 1.5 || r.Packets[1] != 880 {
+		t.Errorf("the bridged step's relay figures did not survive: %+v", r)
 	}
 }

@@ -84,8 +84,7 @@ func main() {
 	if res != nil {
 		res.print(os.Stdout)
 		if o.jsonOut != "" {
-			b, _ := json.MarshalIndent(res, "", "  ")
-			if werr := os.WriteFile(o.jsonOut, b, 0o644); werr != nil {
+			if werr := writeJSON(o.jsonOut, res); werr != nil {
 				fmt.Fprintln(os.Stderr, "loadbench:", werr)
 			}
 		}
@@ -93,6 +92,15 @@ func main() {
 	if err != nil {
 		fatal("%v", err)
 	}
+}
+
+// writeJSON writes every figure of res to path as JSON.
+func writeJSON(path string, res *results) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("results as JSON: %w", err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // quickOptions shrinks a run to tens of calls: it checks the bench works.

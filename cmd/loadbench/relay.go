@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -23,6 +24,24 @@ type relayHist struct {
 type serverRelay struct {
 	Packets  [2]float64 `json:"packets"` // caller→agent, agent→caller
 	P50, P99 [2]float64 // ms
+}
+
+// MarshalJSON writes a percentile without data (NaN, which JSON cannot
+// hold) as null.
+func (r serverRelay) MarshalJSON() ([]byte, error) {
+	ms := func(v [2]float64) [2]*float64 {
+		var out [2]*float64
+		for i := range v {
+			if !math.IsNaN(v[i]) {
+				out[i] = &v[i]
+			}
+		}
+		return out
+	}
+	return json.Marshal(struct {
+		Packets  [2]float64  `json:"packets"`
+		P50, P99 [2]*float64 // ms
+	}{r.Packets, ms(r.P50), ms(r.P99)})
 }
 
 var relayDirections = [2]string{"to_agent", "to_caller"}
