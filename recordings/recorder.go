@@ -37,7 +37,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	placers  [2]placer
 	win      [2][]byte  // per channel (left, right): the call's law, circular by position
-	flushed  int64      // the window starts here; before it, taken by the writer (changed under mu, by the writer only)
+	flushed  int64      // the window starts here; before it, taken by the writer or spilled (changed under mu, by the writer and by a tap that spills)
 	late     uint64     // frames whose place was already taken
 	over     uint64     // frames beyond the window and the spill: the writer was held up too long
 	spill    []*spilled // blocks the taps moved out of the window for the writer (it was held up)

@@ -284,11 +284,19 @@ func fill(b []byte, v byte) {
 	}
 }
 
+// taken is where the window starts: what lies before it has been taken
+// by the writer or spilled by a tap, which may move it at any time.
+func (r *Recorder) taken() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushed
+}
+
 func (w *writer) writeHeader(r *Recorder) {
 	if r.blob == nil {
 		return
 	}
-	h := wavHeader(r.flushed * bytesPerFrame)
+	h := wavHeader(r.taken() * bytesPerFrame)
 	if _, err := r.blob.WriteAt(h[:], 0); err != nil {
 		r.noteErr(fmt.Errorf("header: %w", err))
 	}
@@ -307,7 +315,7 @@ func (r *Recorder) noteErr(err error) {
 // closed: packets that come in while it closes are not part of the
 // recording, and none is placed once flushTo has taken the lock.
 func (w *writer) finish(r *Recorder) {
-	r.end = max(samplesAt(r.ended.Sub(r.start)), r.flushed)
+	r.end = max(samplesAt(r.ended.Sub(r.start)), r.taken())
 	w.flushTo(r, r.end)
 	w.writeHeader(r)
 	w.lib.sealing.Add(1)
