@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"ivrd/media"
 )
@@ -100,15 +101,16 @@ func TestWritesInBlocks(t *testing.T) {
 	}
 }
 
-// TestRecordingFootprint: a recording in progress costs its window (16 KB
-// with the default buffer) and little else — under 20 KiB in all — and no
+// TestRecordingFootprint: a recording in progress costs its window (9 KB
+// with the default buffer) and little else — 4 KiB more at most — and no
 // goroutine: the library's writers, started by Open, write every
-// recording.
+// recording. Blocks spilled because the machine held a writer up (a busy
+// test run) are memory taken only while it lasts, allowed for on top.
 func TestRecordingFootprint(t *testing.T) {
 	checkGoroutines(t)
 	lib := openLib(t, Config{})
 	const n = 200
-	goroutines, mem := runtime.NumGoroutine(), inUse()
+	goroutines, mem, spilledBefore := runtime.NumGoroutine(), inUse(), SpilledBlocks()
 	start := time.Now()
 	recs := make([]*Recorder, n)
 	for i := range recs {
@@ -116,6 +118,7 @@ func TestRecordingFootprint(t *testing.T) {
 	}
 	pace(start, 40, func(i int) { feed(recs, i) }) // 0.8 s: opened and writing
 	perRec := float64(inUse()-mem) / n
+	nspilled := SpilledBlocks() - spilledBefore
 	more := runtime.NumGoroutine() - goroutines
 	for _, r := range recs {
 		r.Close(time.Now())
@@ -123,12 +126,15 @@ func TestRecordingFootprint(t *testing.T) {
 	for _, r := range recs {
 		r.Wait()
 	}
-	t.Logf("%d recordings: %.0f bytes each, %d goroutines more", n, perRec, more)
+	window := MinBuffer * media.FrameSamples * 2
+	limit := float64(window+4<<10) + float64(nspilled)*float64(unsafe.Sizeof(spilled{}))/n
+	t.Logf("%d recordings: %.0f bytes each (limit %.0f: window %d, %d blocks spilled), %d goroutines more",
+		n, perRec, limit, window, nspilled, more)
 	if more > 0 {
 		t.Errorf("%d recordings started %d goroutines", n, more)
 	}
-	if perRec > 20<<10 {
-		t.Errorf("a recording holds %.0f bytes", perRec)
+	if perRec > limit {
+		t.Errorf("a recording holds %.0f bytes, more than %.0f", perRec, limit)
 	}
 }
 
