@@ -118,6 +118,14 @@ func (q *Queue) route(ctx context.Context, m Match) {
 		if q.deliver(m) {
 			return
 		}
+		// A caller being enqueued is in Redis before it is in calls: let
+		// the joins in progress register (see joins), then look again.
+		q.joins.Lock()
+		delivered := q.deliver(m)
+		q.joins.Unlock()
+		if delivered {
+			return
+		}
 		// We own the call but no longer hold it: it ended as it was
 		// matched. Free the agent (abandon handles an offered call).
 		log.Info("matched call already gone: releasing the agent")

@@ -99,9 +99,11 @@ type Queue struct {
 
 	// joins is held for reading from a call's enqueue in Redis until it
 	// is in calls, and for writing by a reconciliation from its view of
-	// calls until its script has run: a caller being enqueued meanwhile
-	// would be in Redis and not in calls — taken for one this instance
-	// lost, removed, and put back moments later.
+	// calls until its script has run, and by a match for a call not in
+	// calls before it concludes the call ended: a caller being enqueued
+	// meanwhile would be in Redis and not in calls — taken for one this
+	// instance lost (or one that hung up as it was matched, counted
+	// abandoned), removed, and put back moments later.
 	joins sync.RWMutex
 	gone  map[string]bool // calls that ended while Redis was unreachable
 
@@ -267,6 +269,9 @@ func (q *Queue) join(ctx context.Context, ch ivr.Channel, call *ivr.Call, req iv
 		}
 		return nil, nil
 	}
+	if hook := testHookEnqueued.Load(); hook != nil {
+		(*hook)(call.ID)
+	}
 	log.Info("caller queued", "position", pos, "priority", req.Priority)
 	q.cfg.Metrics.result(req.Skill, "queued")
 	w := &waiter{entry: e, offers: make(chan Match, 1)}
@@ -275,6 +280,10 @@ func (q *Queue) join(ctx context.Context, ch ivr.Channel, call *ivr.Call, req iv
 	q.Kick()
 	return &session{q: q, ch: ch, call: call, req: req, w: w, log: log, lastPos: pos + 1}, nil
 }
+
+// testHookEnqueued, when a test sets it, runs between a call's enqueue
+// in Redis and its registration here.
+var testHookEnqueued atomic.Pointer[func(callID string)]
 
 // callFields is what the agent's screen and the records need about a call.
 func callFields(c *ivr.Call) map[string]string {

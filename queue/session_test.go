@@ -551,3 +551,34 @@ func TestAnnouncedPositionNeverGoesUp(t *testing.T) {
 	_ = vip.Hangup(ctx)
 	_ = c.Hangup(ctx)
 }
+
+// TestMatchWhileCallerJoins: the dispatcher matches a caller between its
+// enqueue in Redis and its registration here. The offer must wait for the
+// registration and reach the caller — not be taken for a call that ended,
+// freeing the agent and dropping the caller from Redis until the caller's
+// own check put it back.
+func TestMatchWhileCallerJoins(t *testing.T) {
+	h := newQHarness(t, harnessOpts{connector: true})
+	ctx := ctxTimeout(t, 20*time.Second)
+	addAgent(t, h.st, "a1", map[string]int{"billing": 5}, Available)
+	hook := func(string) {
+		h.q.Kick() // the dispatcher finds the caller and the agent now
+		time.Sleep(300 * time.Millisecond)
+	}
+	testHookEnqueued.Store(&hook)
+	t.Cleanup(func() { testHookEnqueued.Store(nil) })
+	c := h.dial(ctx, "+15550000030")
+	if err := c.WaitBye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := h.result(ctx)
+	if res.err != nil || res.next != "" {
+		t.Fatalf("queue returned %+v, want the call over", res)
+	}
+	if offers := h.conn.got(); len(offers) != 1 || offers[0].Agent != "a1" {
+		t.Fatalf("offers %+v, want one to a1", offers)
+	}
+	if r := h.report("billing"); r.Answered != 1 || r.Abandoned != 0 {
+		t.Fatalf("report %+v: want answered 1, abandoned 0", r)
+	}
+}
