@@ -17,7 +17,8 @@ import (
 // the window must reach from the oldest sample not yet taken (holdback, a
 // block not yet whole and a tick behind the clock) to a packet's end (a
 // frame, and a frame early) ahead of it: minWindow. A window of w samples
-// lets the writer be held up for w-minWindow before the taps drop frames.
+// lets the writer be held up for w-minWindow before the taps spill blocks
+// out of it, and maxSpill blocks longer before they drop frames.
 //
 // The holdback is 200 ms: a packet later than that would have been
 // discarded by a phone's jitter buffer too (Asterisk's largest by
