@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,8 @@ type idleState struct {
 	// GoroutineKinds are the most common goroutines by the function that
 	// started them, "count function".
 	GoroutineKinds []string `json:"goroutine_kinds"`
+	// Memory is where RSS is by the Go runtime's account.
+	Memory goMemory `json:"go_memory"`
 }
 
 // readIdle samples the server and counts its Redis keys by pattern.
@@ -35,7 +38,16 @@ func readIdle(ctx context.Context, srv *server, rdb *redis.Client) (idleState, e
 		return st, err
 	}
 	st.FDs, st.Sockets, st.UDP, st.RSS = ps.FDs, ps.Sockets, ps.UDP, ps.RSS
-	if st.Goroutines, err = srv.metric("go_goroutines"); err != nil {
+	m, err := srv.metrics()
+	if err != nil {
+		return st, fmt.Errorf("read ivrd's metrics: %w", err)
+	}
+	g, ok := m["go_goroutines"]
+	if !ok {
+		return st, errors.New("metric go_goroutines not found")
+	}
+	st.Goroutines = g
+	if st.Memory, err = memoryFrom(m); err != nil {
 		return st, err
 	}
 	st.GoroutineKinds = srv.goroutineKinds(8)

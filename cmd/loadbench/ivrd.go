@@ -347,7 +347,17 @@ func (s *server) pacing() [3]float64 {
 
 // profile saves a CPU profile of d seconds from ivrd's pprof listener.
 func (s *server) profile(ctx context.Context, d time.Duration, path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, int(d.Seconds()))
+	return fetchToFile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, int(d.Seconds())), path)
+}
+
+// saveHeapProfile saves ivrd's heap profile (what is live, by where it
+// was allocated) from its pprof listener.
+func (s *server) saveHeapProfile(ctx context.Context, path string) error {
+	return fetchToFile(ctx, "http://"+s.pprof+"/debug/pprof/heap", path)
+}
+
+// fetchToFile saves what url answers to path.
+func fetchToFile(ctx context.Context, url, path string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -358,7 +368,7 @@ func (s *server) profile(ctx context.Context, d time.Duration, path string) erro
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof: %s", resp.Status)
+		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {

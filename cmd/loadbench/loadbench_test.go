@@ -240,6 +240,14 @@ func TestQuickBench(t *testing.T) {
 	if res.After == nil || res.After.Goroutines == 0 || res.Idle.Goroutines == 0 {
 		t.Errorf("no leak check: idle %+v, after %+v", res.Idle, res.After)
 	}
+	for _, m := range []goMemory{res.Idle.Memory, res.After.Memory} {
+		if m.HeapLive <= 0 || m.HeapInUse < m.HeapLive || m.Stacks <= 0 || m.Runtime <= 0 {
+			t.Errorf("ivrd's memory not read: %+v", m)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(o.out, "heap-after-quiet.pprof")); err != nil || fi.Size() == 0 {
+		t.Errorf("no heap profile after the quiet wait: %v", err)
+	}
 	rows := map[string]bool{}
 	for _, v := range res.verdicts() {
 		rows[strings.Fields(v[0])[0]] = true

@@ -179,6 +179,11 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	if res.Idle, err = readIdle(ctx, srv, rdb); err != nil {
 		return res, err
 	}
+	// The base to compare the heap after the load with: `go tool pprof
+	// -sample_index=inuse_space -base heap-idle.pprof bin/ivrd heap-after-quiet.pprof`.
+	if err := srv.saveHeapProfile(ctx, filepath.Join(srv.dir, "heap-idle.pprof")); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench: heap profile at idle:", err)
+	}
 	b := &bench{srv: srv, log: log, progress: prefixWriter{os.Stderr, "  "}, profile: o.profile, binary: bin}
 
 	if o.setupRate > 0 && ctx.Err() == nil {
@@ -235,6 +240,10 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			return res, err
 		}
 		res.After = &after
+		// What the heap still holds, by where it was allocated.
+		if err := srv.saveHeapProfile(ctx, filepath.Join(srv.dir, "heap-after-quiet.pprof")); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench: heap profile after the quiet wait:", err)
+		}
 	}
 
 	if len(o.sippRates) > 0 && ctx.Err() == nil {

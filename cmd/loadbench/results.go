@@ -126,6 +126,10 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(w, "  more keys: %s\n", g)
 		}
 		fmt.Fprintln(w, "  (kinds with a * hold one key per call, caller or login and must not grow; the others are one per skill)")
+		fmt.Fprintln(w, "  RSS by the Go runtime's account, MiB (idle → after):")
+		for _, row := range memoryRows(r.Idle.Memory, r.After.Memory, r.Idle.RSS, r.After.RSS) {
+			fmt.Fprintf(w, "    %-52s %7s → %7s\n", row[0], row[1], row[2])
+		}
 		if r.After.Goroutines > r.Idle.Goroutines {
 			fmt.Fprintf(w, "  goroutines by the function that started them, idle: %v\n  after: %v\n", r.Idle.GoroutineKinds, r.After.GoroutineKinds)
 		}
