@@ -28,24 +28,17 @@ const (
 	evRetransmit
 )
 
-// event is a request for a call, handed to the call's goroutine. done (when
-// set) is closed once the request has been answered.
+// event is a request for a call, answered by Call.deliver on the goroutine
+// that received it.
 type event struct {
 	kind eventKind
 	req  *sip.Request
 	tx   sip.ServerTransaction
-	done chan struct{}
-}
-
-func (ev *event) finish() {
-	if ev.done != nil {
-		close(ev.done)
-	}
 }
 
 // Call is one answered call: what we know about the caller, its media
-// session and its logger. The Handler reads it; the server's goroutine for
-// the call owns the dialog state behind it.
+// session and its logger. The Handler reads it; the dialog state behind
+// it is under Call.mu.
 type Call struct {
 	ID        string   // SIP Call-ID, also the call id in every log line
 	Caller    Identity // from P-Asserted-Identity, else From
@@ -73,10 +66,21 @@ type Call struct {
 	answer       Answer        // our current SDP
 	lastResponse *sip.Response // our final response to the INVITE
 
-	events  chan *event
-	ended   chan struct{} // closed when the call takes no more events
-	hangup  chan struct{}
-	hangOne sync.Once
+	// The dialog's state after the answer. The call's one goroutine (the
+	// INVITE's handler: it answers, runs the Handler, sends BYE) and the
+	// goroutines that bring requests and fire timers share it under mu;
+	// requests are answered on the goroutine that received them.
+	mu          sync.Mutex
+	answered    bool               // our 200 went out: requests are in the dialog
+	acked       bool               // its ACK came: the Handler may run
+	ending      bool               // the call is ending: no new work
+	needBye     bool               // we end it: the call's goroutine sends BYE
+	over        bool               // the call takes no more requests
+	cancel      context.CancelFunc // cancels the Handler's context
+	invite2xx   *pending2xx        // our 200 to the INVITE until its ACK
+	reinvite2xx *pending2xx        // our 200 to a re-INVITE until its ACK
+	rtpTimer    *time.Timer        // checks that the caller still sends RTP
+	wake        chan struct{}      // tells the call's goroutine acked or ending changed
 
 	outcome Outcome
 	state   string // for ivrd_calls_in_state: stateRinging, stateAnswered or ""
@@ -104,9 +108,7 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, caller Ident
 		remoteTarget: *req.Contact().Address.Clone(),
 		localSeq:     uint32(rand.IntN(10000) + 1),
 		offer:        offer,
-		events:       make(chan *event),
-		ended:        make(chan struct{}),
-		hangup:       make(chan struct{}),
+		wake:         make(chan struct{}, 1),
 	}
 	for _, h := range req.GetHeaders("Record-Route") {
 		c.routeSet = append(c.routeSet, h.Value())
@@ -127,17 +129,92 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, caller Ident
 // Hangup asks the call to end: the server sends BYE. Safe to call from any
 // goroutine, any number of times.
 func (c *Call) Hangup() {
-	c.hangOne.Do(func() { close(c.hangup) })
+	c.mu.Lock()
+	c.end(OutcomeCompleted, true)
+	c.mu.Unlock()
 }
 
-// deliver hands an event to the call's goroutine; false if the call is over.
+// deliver answers a request for the call on the caller's goroutine; false
+// if the call takes no more requests.
 func (c *Call) deliver(ev *event) bool {
-	select {
-	case c.events <- ev:
-		return true
-	case <-c.ended:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over {
 		return false
 	}
+	if !c.answered {
+		c.beforeAnswer(ev)
+		return true
+	}
+	switch ev.kind {
+	case evAck:
+		switch {
+		case c.invite2xx != nil && ev.req.CSeq().SeqNo == c.invite2xx.cseq:
+			c.invite2xx.timer.Stop()
+			c.invite2xx = nil
+			if !c.ending {
+				c.acked = true
+				c.setState(stateAnswered)
+				c.signal()
+			}
+		case c.reinvite2xx != nil && ev.req.CSeq().SeqNo == c.reinvite2xx.cseq:
+			c.reinvite2xx.timer.Stop()
+			c.reinvite2xx = nil
+			c.applyAckAnswer(ev.req)
+		}
+	case evBye:
+		c.respond(ev.tx, ev.req, 200, "OK", nil)
+		c.end(OutcomeCallerHangup, false)
+	case evInfo:
+		c.onInfo(ev)
+	case evUpdate:
+		c.onUpdate(ev)
+	case evReInvite:
+		c.onReInvite(ev)
+	case evRetransmit:
+		if c.lastResponse != nil {
+			_ = ev.tx.Respond(c.lastResponse)
+		}
+	}
+	return true
+}
+
+// signal wakes the call's goroutine if it waits; c.mu is held.
+func (c *Call) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// end starts the call's end: the Handler's context is cancelled and, if
+// sendBye, the call's goroutine sends BYE once the Handler has returned.
+// The first reason counts. c.mu is held.
+func (c *Call) end(o Outcome, sendBye bool) {
+	if c.ending {
+		return
+	}
+	c.ending = true
+	c.outcome = o
+	c.needBye = sendBye
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.invite2xx != nil {
+		c.invite2xx.timer.Stop()
+		c.invite2xx = nil
+	}
+	c.signal()
+}
+
+// shutdown ends an answered call because the server must stop now; a call
+// still ringing sees the server's hardStop itself.
+func (c *Call) shutdown() {
+	c.mu.Lock()
+	if c.answered {
+		c.end(OutcomeShutdown, true)
+	}
+	c.mu.Unlock()
 }
 
 // pending2xx is a 200 OK we retransmit until its ACK arrives (RFC 3261
@@ -151,212 +228,198 @@ type pending2xx struct {
 	deadline time.Time
 }
 
-// run is the call's life from ringing to the last BYE. It runs on the
-// INVITE handler's goroutine, the single owner of the call's state.
+// run is the call's life from ringing to the last BYE, on the INVITE
+// handler's goroutine: it answers, runs the Handler once the ACK is in,
+// and sends BYE when the call ends from our side. Requests and timers
+// change the dialog on their own goroutines (deliver), so a call takes one
+// goroutine of its own, whose stack is the Handler's.
 func (c *Call) run() {
-	defer close(c.ended)
 	defer c.closeMedia() // finish closes it first; this covers any other way out
-	s := c.srv
 	c.setState(stateRinging)
-	defer c.setState("")
+	defer func() {
+		c.mu.Lock()
+		c.over = true
+		c.setState("")
+		c.mu.Unlock()
+	}()
 	start := time.Now()
+	ctx, ok := c.answer200(start)
+	if !ok {
+		return
+	}
+	if c.waitForAck() {
+		c.srv.cfg.Handler.HandleCall(ctx, c)
+	}
+	c.mu.Lock()
+	c.end(OutcomeCompleted, true) // the Handler returned: we hang up, unless the call ended already
+	bye := c.needBye
+	c.mu.Unlock()
+	if bye {
+		c.sendBye()
+	}
+	c.mu.Lock()
+	c.over = true
+	for _, p := range []*pending2xx{c.invite2xx, c.reinvite2xx} {
+		if p != nil {
+			p.timer.Stop()
+		}
+	}
+	c.invite2xx, c.reinvite2xx = nil, nil
+	if c.rtpTimer != nil {
+		c.rtpTimer.Stop()
+	}
+	o := c.outcome
+	c.mu.Unlock()
+	c.finish(o, start)
+}
 
+// answer200 rings (AnswerDelay) and answers. False: the call ended before
+// the answer (cancelled, refused by shutdown, the 200 could not be sent);
+// it is finished then.
+func (c *Call) answer200(start time.Time) (context.Context, bool) {
+	s := c.srv
 	cancelled := make(chan struct{})
 	var cancelOnce sync.Once
 	if !c.inviteTx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancelled) }) }) {
 		c.finishCanceled(start)
-		return
+		return nil, false
 	}
+	c.mu.Lock()
 	c.respond(c.inviteTx, c.invite, 100, "Trying", nil)
 	c.respond(c.inviteTx, c.invite, 180, "Ringing", nil)
+	c.mu.Unlock()
 
 	if s.cfg.AnswerDelay > 0 {
 		ring := time.NewTimer(s.cfg.AnswerDelay)
 		defer ring.Stop()
-	ringing:
-		for {
-			select {
-			case <-ring.C:
-				break ringing
-			case <-cancelled:
-				// The transaction layer has sent 200 to the CANCEL and will
-				// send 487 to the INVITE.
-				c.finishCanceled(start)
-				return
-			case <-s.hardStop:
-				c.respond(c.inviteTx, c.invite, 503, "Service Unavailable", nil)
-				c.finish(OutcomeShutdown, start)
-				return
-			case ev := <-c.events:
-				c.beforeAnswer(ev)
-			}
+		select {
+		case <-ring.C:
+		case <-cancelled:
+			// The transaction layer has sent 200 to the CANCEL and will
+			// send 487 to the INVITE.
+			c.finishCanceled(start)
+			return nil, false
+		case <-s.hardStop:
+			c.mu.Lock()
+			c.respond(c.inviteTx, c.invite, 503, "Service Unavailable", nil)
+			c.mu.Unlock()
+			c.finish(OutcomeShutdown, start)
+			return nil, false
 		}
 	}
 
+	c.mu.Lock()
 	ok := c.respond(c.inviteTx, c.invite, 200, "OK", c.answer.Marshal(),
 		sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Allow", allowed),
 	)
 	if !ok {
+		c.mu.Unlock()
 		select {
 		case <-cancelled:
 			c.finishCanceled(start)
 		default:
 			c.finish(OutcomeServerError, start)
 		}
-		return
+		return nil, false
 	}
+	defer c.mu.Unlock()
 	c.Log.Info("call answered", "caller", c.Caller.Number, "dialed", c.Dialed, "codec", c.offer.Law.String(),
 		"dtmf", dtmfMode(c.offer.DTMFType), "transport", c.Transport, "rtp_port", c.Media.LocalPort())
 	c.Media.Start()
-
-	invite2xx := c.pending(c.lastResponse, c.inviteTx, c.cseq)
-	var reinvite2xx *pending2xx
-
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	handlerDone := make(chan struct{})
-	handlerStarted := false
-
-	var rtpTimer *time.Timer
-	var rtpC <-chan time.Time
-	if s.cfg.RTPTimeout > 0 {
-		rtpTimer = time.NewTimer(s.cfg.RTPTimeout)
-		defer rtpTimer.Stop()
-		rtpC = rtpTimer.C
-	}
-
-	ending := false
-	var byeDone chan struct{}
-	end := func(o Outcome, sendBye bool) {
-		if ending {
-			return
-		}
-		ending = true
-		c.outcome = o
+	c.answered = true
+	c.cancel = cancel
+	if c.ending { // Hangup while ringing
 		cancel()
-		byeDone = make(chan struct{})
-		if sendBye {
-			go func() {
-				defer close(byeDone)
-				c.sendBye()
-			}()
-		} else {
-			close(byeDone)
-		}
-		if invite2xx != nil {
-			invite2xx.timer.Stop()
-			invite2xx = nil
-		}
+	} else {
+		c.invite2xx = c.pending(c.lastResponse, c.inviteTx, c.cseq, c.noAck)
 	}
-
-	for {
-		var retxC, reRetxC <-chan time.Time
-		if invite2xx != nil {
-			retxC = invite2xx.timer.C
-		}
-		if reinvite2xx != nil {
-			reRetxC = reinvite2xx.timer.C
-		}
-		var handlerC <-chan struct{}
-		if handlerStarted {
-			handlerC = handlerDone
-		}
-		select {
-		case ev := <-c.events:
-			switch ev.kind {
-			case evAck:
-				switch {
-				case invite2xx != nil && ev.req.CSeq().SeqNo == invite2xx.cseq:
-					invite2xx.timer.Stop()
-					invite2xx = nil
-					c.setState(stateAnswered)
-					if !ending && !handlerStarted {
-						handlerStarted = true
-						go func() {
-							defer close(handlerDone)
-							s.cfg.Handler.HandleCall(ctx, c)
-						}()
-					}
-				case reinvite2xx != nil && ev.req.CSeq().SeqNo == reinvite2xx.cseq:
-					reinvite2xx.timer.Stop()
-					reinvite2xx = nil
-					c.applyAckAnswer(ev.req)
-				}
-			case evBye:
-				c.respond(ev.tx, ev.req, 200, "OK", nil)
-				ev.finish()
-				end(OutcomeCallerHangup, false)
-			case evInfo:
-				c.onInfo(ev)
-			case evUpdate:
-				c.onUpdate(ev, ending)
-			case evReInvite:
-				if p := c.onReInvite(ev, ending, reinvite2xx != nil); p != nil {
-					reinvite2xx = p
-				}
-			case evRetransmit:
-				if c.lastResponse != nil {
-					_ = ev.tx.Respond(c.lastResponse)
-				}
-				ev.finish()
-			}
-		case <-retxC:
-			if time.Now().After(invite2xx.deadline) {
-				c.Log.Warn("no ACK for our 200 OK: ending the call", "waited", s.cfg.AckTimeout)
-				end(OutcomeNoAck, true)
-				continue
-			}
-			c.retransmit(invite2xx)
-		case <-reRetxC:
-			if time.Now().After(reinvite2xx.deadline) {
-				c.Log.Warn("no ACK for our 200 OK to re-INVITE: ending the call")
-				reinvite2xx = nil
-				end(OutcomeNoAck, true)
-				continue
-			}
-			c.retransmit(reinvite2xx)
-		case <-rtpC:
-			if ending {
-				continue
-			}
-			idle := time.Since(c.Media.LastReceived())
-			if c.offer.Direction != SendRecv || idle < s.cfg.RTPTimeout {
-				// On hold (sendonly/inactive) a caller may send nothing.
-				rtpTimer.Reset(max(s.cfg.RTPTimeout-idle, time.Second))
-				continue
-			}
-			c.Log.Warn("no RTP from the caller: ending the call", "idle", idle.Round(time.Millisecond))
-			end(OutcomeMediaTimeout, true)
-		case <-handlerC:
-			handlerStarted = false
-			if !ending {
-				end(OutcomeCompleted, true)
-			}
-		case <-c.hangup:
-			end(OutcomeCompleted, true)
-		case <-s.hardStop:
-			end(OutcomeShutdown, true)
-		case <-byeDone:
-			byeDone = nil
-		}
-		if ending && byeDone == nil && !handlerStarted {
-			break
-		}
+	if s.cfg.RTPTimeout > 0 {
+		c.rtpTimer = time.AfterFunc(s.cfg.RTPTimeout, c.checkRTP)
 	}
-	c.finish(c.outcome, start)
+	select {
+	case <-s.hardStop: // Shutdown may have looked at this call before it was answered
+		c.end(OutcomeShutdown, true)
+	default:
+	}
+	return ctx, true
 }
 
-// pending starts retransmitting a 200 OK until its ACK.
-func (c *Call) pending(res *sip.Response, tx sip.ServerTransaction, cseq uint32) *pending2xx {
-	return &pending2xx{
+// waitForAck waits for the ACK of our 200 (true) or the call's end.
+func (c *Call) waitForAck() bool {
+	for {
+		c.mu.Lock()
+		acked, ending := c.acked, c.ending
+		c.mu.Unlock()
+		if ending {
+			return false
+		}
+		if acked {
+			return true
+		}
+		<-c.wake
+	}
+}
+
+// noAck fires when our 200 to the INVITE was not acknowledged in time.
+func (c *Call) noAck() {
+	c.Log.Warn("no ACK for our 200 OK: ending the call", "waited", c.srv.cfg.AckTimeout)
+	c.end(OutcomeNoAck, true)
+}
+
+// noReAck fires when our 200 to a re-INVITE was not acknowledged in time.
+func (c *Call) noReAck() {
+	c.Log.Warn("no ACK for our 200 OK to re-INVITE: ending the call")
+	c.end(OutcomeNoAck, true)
+}
+
+// checkRTP ends the call when the caller has sent no RTP for RTPTimeout.
+func (c *Call) checkRTP() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending || c.over {
+		return
+	}
+	timeout := c.srv.cfg.RTPTimeout
+	idle := time.Since(c.Media.LastReceived())
+	if c.offer.Direction != SendRecv || idle < timeout {
+		// On hold (sendonly/inactive) a caller may send nothing.
+		c.rtpTimer.Reset(max(timeout-idle, time.Second))
+		return
+	}
+	c.Log.Warn("no RTP from the caller: ending the call", "idle", idle.Round(time.Millisecond))
+	c.end(OutcomeMediaTimeout, true)
+}
+
+// pending starts retransmitting a 200 OK until its ACK; expired runs (with
+// c.mu held) when the ACK has not come by AckTimeout.
+func (c *Call) pending(res *sip.Response, tx sip.ServerTransaction, cseq uint32, expired func()) *pending2xx {
+	p := &pending2xx{
 		res:      res,
 		tx:       tx,
 		cseq:     cseq,
 		interval: sip.T1,
-		timer:    time.NewTimer(sip.T1),
 		deadline: time.Now().Add(c.srv.cfg.AckTimeout),
 	}
+	p.timer = time.AfterFunc(sip.T1, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.invite2xx != p && c.reinvite2xx != p {
+			return // acknowledged, or the call ended
+		}
+		if time.Now().After(p.deadline) {
+			if c.invite2xx == p {
+				c.invite2xx = nil
+			} else {
+				c.reinvite2xx = nil
+			}
+			expired()
+			return
+		}
+		c.retransmit(p)
+	})
+	return p
 }
 
 func (c *Call) retransmit(p *pending2xx) {
@@ -411,7 +474,6 @@ func (c *Call) beforeAnswer(ev *event) {
 	case evAck:
 	default:
 		c.respond(ev.tx, ev.req, 491, "Request Pending", nil)
-		ev.finish()
 	}
 }
 
@@ -446,7 +508,6 @@ func dtmfMode(pt uint8) string {
 // onInfo answers SIP INFO: DTMF bodies become digits; an empty INFO (some
 // devices use it as a keep-alive) gets 200.
 func (c *Call) onInfo(ev *event) {
-	defer ev.finish()
 	body := ev.req.Body()
 	if len(bytes.TrimSpace(body)) == 0 {
 		c.respond(ev.tx, ev.req, 200, "OK", nil)
@@ -472,9 +533,8 @@ func (c *Call) onInfo(ev *event) {
 
 // onUpdate answers UPDATE (RFC 3311): without a body it is a session
 // refresh; with SDP it is a new offer.
-func (c *Call) onUpdate(ev *event, ending bool) {
-	defer ev.finish()
-	if ending {
+func (c *Call) onUpdate(ev *event) {
+	if c.ending {
 		c.respond(ev.tx, ev.req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
@@ -491,22 +551,22 @@ func (c *Call) onUpdate(ev *event, ending bool) {
 }
 
 // onReInvite answers a re-INVITE (hold, unhold, new address, session
-// refresh) without touching the call. It returns the 200 to retransmit.
-func (c *Call) onReInvite(ev *event, ending, busy bool) *pending2xx {
-	defer ev.finish()
+// refresh) without touching the call, and retransmits our 200 until its
+// ACK.
+func (c *Call) onReInvite(ev *event) {
 	switch {
-	case ending:
+	case c.ending:
 		c.respond(ev.tx, ev.req, 481, "Call/Transaction Does Not Exist", nil)
-		return nil
-	case busy:
+		return
+	case c.reinvite2xx != nil:
 		// RFC 3261 §14.2: one re-INVITE at a time.
 		c.respond(ev.tx, ev.req, 491, "Request Pending", nil)
-		return nil
+		return
 	}
 	if len(ev.req.Body()) > 0 {
 		if status, reason := c.applyOffer(ev.req.Body()); status != 200 {
 			c.respond(ev.tx, ev.req, status, reason, nil)
-			return nil
+			return
 		}
 	}
 	// Without a body the re-INVITE asks for our offer (RFC 3261 §14.2):
@@ -520,10 +580,10 @@ func (c *Call) onReInvite(ev *event, ending, busy bool) *pending2xx {
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	if err := ev.tx.Respond(res); err != nil {
 		c.Log.Debug("respond to re-INVITE", "error", err)
-		return nil
+		return
 	}
 	c.srv.cfg.Metrics.response("INVITE", 200)
-	return c.pending(res, ev.tx, ev.req.CSeq().SeqNo)
+	c.reinvite2xx = c.pending(res, ev.tx, ev.req.CSeq().SeqNo, c.noReAck)
 }
 
 // applyAckAnswer takes the SDP answer from the ACK of an offer-less
@@ -572,27 +632,9 @@ func (c *Call) applyOffer(body []byte) (int, string) {
 func (c *Call) sendBye() {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	c.localSeq++
-	bye := sip.NewRequest(sip.BYE, *c.remoteTarget.Clone())
-	to := c.invite.To()
-	from := &sip.FromHeader{DisplayName: to.DisplayName, Address: *to.Address.Clone(), Params: to.Params.Clone()}
-	inviteFrom := c.invite.From()
-	toHdr := &sip.ToHeader{DisplayName: inviteFrom.DisplayName, Address: *inviteFrom.Address.Clone(), Params: inviteFrom.Params.Clone()}
-	cid := sip.CallIDHeader(c.ID)
-	maxFwd := sip.MaxForwardsHeader(70)
-	bye.AppendHeader(from)
-	bye.AppendHeader(toHdr)
-	bye.AppendHeader(&cid)
-	bye.AppendHeader(&sip.CSeqHeader{SeqNo: c.localSeq, MethodName: sip.BYE})
-	bye.AppendHeader(&maxFwd)
-	for _, r := range c.routeSet {
-		bye.AppendHeader(sip.NewHeader("Route", r))
-	}
-	bye.AppendHeader(sip.NewHeader("User-Agent", c.srv.cfg.UserAgent))
-	bye.SetBody(nil)
-	bye.SetTransport(c.Transport)
-	bye.SetDestination(c.byeDestination())
-
+	c.mu.Lock()
+	bye := c.newBye()
+	c.mu.Unlock()
 	tx, err := c.srv.client.TransactionRequest(ctx, bye, sipgo.ClientRequestAddVia)
 	if err != nil {
 		c.Log.Warn("send BYE", "error", err)
@@ -617,6 +659,31 @@ func (c *Call) sendBye() {
 			return
 		}
 	}
+}
+
+// newBye builds our BYE in the dialog as it is now; c.mu is held.
+func (c *Call) newBye() *sip.Request {
+	c.localSeq++
+	bye := sip.NewRequest(sip.BYE, *c.remoteTarget.Clone())
+	to := c.invite.To()
+	from := &sip.FromHeader{DisplayName: to.DisplayName, Address: *to.Address.Clone(), Params: to.Params.Clone()}
+	inviteFrom := c.invite.From()
+	toHdr := &sip.ToHeader{DisplayName: inviteFrom.DisplayName, Address: *inviteFrom.Address.Clone(), Params: inviteFrom.Params.Clone()}
+	cid := sip.CallIDHeader(c.ID)
+	maxFwd := sip.MaxForwardsHeader(70)
+	bye.AppendHeader(from)
+	bye.AppendHeader(toHdr)
+	bye.AppendHeader(&cid)
+	bye.AppendHeader(&sip.CSeqHeader{SeqNo: c.localSeq, MethodName: sip.BYE})
+	bye.AppendHeader(&maxFwd)
+	for _, r := range c.routeSet {
+		bye.AppendHeader(sip.NewHeader("Route", r))
+	}
+	bye.AppendHeader(sip.NewHeader("User-Agent", c.srv.cfg.UserAgent))
+	bye.SetBody(nil)
+	bye.SetTransport(c.Transport)
+	bye.SetDestination(c.byeDestination())
+	return bye
 }
 
 // byeDestination picks where our in-dialog requests go: the first Route

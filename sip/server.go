@@ -277,6 +277,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Info("shutdown grace period over: ending calls", "active_calls", s.ActiveCalls())
 		s.stopOnce.Do(func() { close(s.hardStop) })
+		s.mu.Lock()
+		calls := make([]*Call, 0, len(s.invites))
+		for _, c := range s.invites {
+			calls = append(calls, c)
+		}
+		s.mu.Unlock()
+		for _, c := range calls {
+			c.shutdown()
+		}
 		<-done
 	}
 	for _, closeFn := range s.listeners {
@@ -396,7 +405,7 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	ev := &event{req: req, tx: tx, done: make(chan struct{})}
+	ev := &event{req: req, tx: tx}
 	switch req.Method {
 	case sip.BYE:
 		ev.kind = evBye
@@ -407,9 +416,7 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if !c.deliver(ev) {
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
-		return
 	}
-	<-ev.done
 }
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -430,12 +437,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.cfg.Metrics.callFinished(c.outcome)
 		s.callsWG.Done()
 	}()
-	// The INVITE handler's goroutine is the call's owner from here to BYE.
-	// It waits in c.run for the whole call: the work of setting the call
-	// up is done in newInviteCall, whose stack frame (1.1 KB) is gone by
-	// then, so the garbage collector can shrink the goroutine's stack to
-	// 8 KB while it waits (it halves a stack only while less than a
-	// quarter of it is in use).
+	// The INVITE handler's goroutine is the call's one goroutine from here
+	// to BYE: c.run answers, runs the Handler (the flow) and sends our BYE.
+	// The work of setting the call up is done in newInviteCall, whose
+	// stack frame (1.1 KB) is gone by then, so the garbage collector can
+	// shrink the goroutine's stack to 8 KB while the flow waits (it halves
+	// a stack only while less than a quarter of it is in use).
 	c.run()
 }
 
@@ -454,7 +461,7 @@ func (s *Server) newInviteCall(req *sip.Request, tx sip.ServerTransaction) *Call
 		s.mu.Unlock()
 		// A retransmission that outlived its transaction (RFC 3261 §17.2.1
 		// absorbs the rest): repeat our final answer, start nothing new.
-		prev.deliver(&event{kind: evRetransmit, req: req, tx: tx, done: make(chan struct{})})
+		prev.deliver(&event{kind: evRetransmit, req: req, tx: tx})
 		return nil
 	}
 	if s.draining {
@@ -546,12 +553,10 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	ev := &event{kind: evReInvite, req: req, tx: tx, done: make(chan struct{})}
+	ev := &event{kind: evReInvite, req: req, tx: tx}
 	if !c.deliver(ev) {
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
-		return
 	}
-	<-ev.done
 }
 
 // reject answers a new INVITE with an error and logs why.

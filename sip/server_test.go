@@ -619,3 +619,65 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestOneGoroutinePerCall: an answered call costs the server one goroutine
+// of its own, the INVITE's handler running the Handler; requests in the
+// dialog are answered on the goroutines that receive them. Goroutines
+// running ivrd/sip code are counted while calls wait in their handlers.
+func TestOneGoroutinePerCall(t *testing.T) {
+	const n = 20
+	release := make(chan struct{})
+	var inHandler atomic.Int64
+	h := sip.HandlerFunc(func(ctx context.Context, c *sip.Call) {
+		inHandler.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	hs := startServer(t, h, nil)
+	phone := newPhone(t, "udp")
+	ctx := ctxT(t, time.Minute)
+	base := serverGoroutines()
+	calls := make([]*testcaller.Call, n)
+	for i := range calls {
+		c, err := phone.Dial(ctx, testcaller.DialOptions{Target: hs.target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls[i] = c
+	}
+	for inHandler.Load() < n {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d calls in their handler", inHandler.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the ACKs' goroutines are done
+	per := float64(serverGoroutines()-base) / n
+	close(release)
+	for _, c := range calls {
+		if err := c.WaitBye(ctx); err != nil {
+			t.Error(err)
+		}
+		c.Close()
+	}
+	t.Logf("%.2f server goroutines a call", per)
+	if per != 1 {
+		t.Errorf("%.2f server goroutines a call in its handler, want 1", per)
+	}
+}
+
+// serverGoroutines counts the goroutines with ivrd/sip's server code on
+// their stack (not the test caller's, in ivrd/sip/testcaller).
+func serverGoroutines() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "ivrd/sip.(*") {
+			n++
+		}
+	}
+	return n
+}
