@@ -46,7 +46,7 @@ func Open(rawURL string, log *slog.Logger) (*Backend, error) {
 		}
 		log.Warn("no redis.url configured: using an embedded in-process store; queue state is neither shared with other instances nor persistent",
 			"addr", m.Addr())
-		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{m.Addr()}})
+		c := redis.NewUniversalClient(smallBuffers(&redis.UniversalOptions{Addrs: []string{m.Addr()}}))
 		return &Backend{Client: c, Embedded: true, mini: m}, nil
 	}
 	opts, err := parseURL(rawURL)
@@ -89,11 +89,28 @@ func parseURL(rawURL string) (*redis.UniversalOptions, error) {
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 	}
+	smallBuffers(opts)
 	if q.Get("cluster") == "true" {
 		opts.IsClusterMode = true
 		opts.DB = 0
 	}
 	return opts, nil
+}
+
+// redisBuffer is the size of each Redis connection's read and write
+// buffers.
+const redisBuffer = 4 << 10
+
+// smallBuffers gives o's connections redisBuffer-sized buffers. Our
+// commands and replies are small (a script's keys and a few arguments; a
+// call, an agent, counters): go-redis's defaults, 32 KiB each way per
+// connection and 128 KiB for the pipeline pool's, were most of what the
+// connections opened at a busy moment keep for good. A longer reply still
+// reads whole.
+func smallBuffers(o *redis.UniversalOptions) *redis.UniversalOptions {
+	o.ReadBufferSize, o.WriteBufferSize = redisBuffer, redisBuffer
+	o.PipelineReadBufferSize, o.PipelineWriteBufferSize = redisBuffer, redisBuffer
+	return o
 }
 
 // Ping checks that Redis answers.

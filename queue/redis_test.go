@@ -3,7 +3,10 @@ package queue
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseURL(t *testing.T) {
@@ -46,5 +49,53 @@ func TestOpenEmbedded(t *testing.T) {
 	}
 	if err := b.Ping(context.Background()); err == nil {
 		t.Fatal("embedded store still answers after Close")
+	}
+}
+
+// TestSmallBuffers: connections get redisBuffer-sized buffers, and a reply
+// many times that size (a long bulk string, a long status line, a long
+// array) still reads whole over them, from a real Redis.
+func TestSmallBuffers(t *testing.T) {
+	o, err := parseURL("redis://127.0.0.1:6379/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ReadBufferSize != redisBuffer || o.WriteBufferSize != redisBuffer ||
+		o.PipelineReadBufferSize != redisBuffer || o.PipelineWriteBufferSize != redisBuffer {
+		t.Fatalf("buffers %d/%d, pipeline %d/%d; want %d", o.ReadBufferSize, o.WriteBufferSize,
+			o.PipelineReadBufferSize, o.PipelineWriteBufferSize, redisBuffer)
+	}
+	b, err := Open("redis://127.0.0.1:6379/0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.Ping(ctx); err != nil {
+		t.Skipf("no Redis at 127.0.0.1:6379: %v", err)
+	}
+	key := "ivrd-test:smallbuffers:" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	defer b.Client.Del(ctx, key, key+":list")
+	big := strings.Repeat("0123456789abcdef", 10*redisBuffer/16)
+	if err := b.Client.Set(ctx, key, big, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Client.Get(ctx, key).Result(); err != nil || got != big {
+		t.Fatalf("a %d-byte value read back as %d bytes: %v", len(big), len(got), err)
+	}
+	// A status line longer than the buffer: EVAL returning a status reply.
+	status, err := b.Client.Eval(ctx, "return {ok = ARGV[1]}", nil, big).Result()
+	if err != nil || status != big {
+		t.Fatalf("a %d-byte status line: %v", len(big), err)
+	}
+	items := make([]any, 2000)
+	for i := range items {
+		items[i] = "member-" + strconv.Itoa(i)
+	}
+	if err := b.Client.RPush(ctx, key+":list", items...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Client.LRange(ctx, key+":list", 0, -1).Result(); err != nil || len(got) != len(items) || got[1999] != "member-1999" {
+		t.Fatalf("a 2,000-item array: %d items, %v", len(got), err)
 	}
 }
