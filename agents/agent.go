@@ -28,7 +28,6 @@ type (
 		reason string
 		wrap   bool
 	}
-	evPeerDone struct{ p Peer }
 	// evRestore: Redis may have lost the agent's state (reconciliation).
 	evRestore struct{}
 )
@@ -129,6 +128,8 @@ func (a *agent) run() {
 		case <-timerC(a.graceT):
 			a.graceT = nil
 			a.graceExpired()
+		case <-a.peerDone():
+			a.peerLost()
 		case <-a.h.ctx.Done():
 			a.shutdown()
 			if a.h.detach(a) {
@@ -191,22 +192,31 @@ func (a *agent) handle(ev any) {
 		a.ended(ev)
 	case evRestore:
 		a.restore()
-	case evPeerDone:
-		if ev.p != a.peer {
-			return // an old peer
-		}
-		a.log.Warn("agent audio lost")
-		a.peer, a.peerConn = nil, nil
-		_ = ev.p.Close()
-		if a.ring != nil || a.call != nil {
-			o := a.ring
-			if o == nil {
-				o = a.call
-			}
-			o.decide(decision{kind: "lost"})
-		}
-		a.ensureAudio(nil)
 	}
+}
+
+// peerLost handles the end of the agent's audio path (failed or closed).
+func (a *agent) peerLost() {
+	p := a.peer
+	a.log.Warn("agent audio lost")
+	a.peer, a.peerConn = nil, nil
+	_ = p.Close()
+	if a.ring != nil || a.call != nil {
+		o := a.ring
+		if o == nil {
+			o = a.call
+		}
+		o.decide(decision{kind: "lost"})
+	}
+	a.ensureAudio(nil)
+}
+
+// peerDone is the current audio path's Done, or nil (never ready) without one.
+func (a *agent) peerDone() <-chan struct{} {
+	if a.peer == nil {
+		return nil
+	}
+	return a.peer.Done()
 }
 
 // restore puts back the agent's chosen state and instance when Redis has
@@ -327,13 +337,6 @@ func (a *agent) ensureAudio(c *conn) {
 		return
 	}
 	a.peer, a.peerConn, a.pending = p, c, true
-	go func() {
-		select {
-		case <-p.Done():
-			a.send(evPeerDone{p: p})
-		case <-a.done:
-		}
-	}()
 	c.send(offerMsg{Type: MsgOffer, SDP: sdp})
 }
 

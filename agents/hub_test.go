@@ -488,6 +488,46 @@ func TestAgentVanishesMidCall(t *testing.T) {
 	})
 }
 
+// TestAgentAudioLostMidCall: the agent's audio path closes while the
+// signalling stays up (the browser's PeerConnection is gone). The caller
+// hears the apology and goes back to the head of the queue, and the agent
+// is offered a new audio path at once, which the browser answers.
+func TestAgentAudioLostMidCall(t *testing.T) {
+	h := newHarness(t, opts{callGrace: time.Minute})
+	ctx := ctxT(t, 20*time.Second)
+	bot := h.bot(ctx, "a1", 1000)
+	c := h.dial(ctx, "+15550000014", 440)
+	m, i, err := bot.WaitType(ctx, 0, "call_offered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bot.Call(ctx, "accept", m.Str("call_id")); err != nil {
+		t.Fatal(err)
+	}
+	if _, i, err = bot.WaitType(ctx, i, "call_connected"); err != nil {
+		t.Fatal(err)
+	}
+	mark := c.Mark()
+	bot.DropAudio()
+	id := c.Response().CallID().Value()
+	waitFor(t, ctx, "the caller hears the apology", func() bool {
+		for _, p := range h.rec.Heard(c.FramesSince(mark)) {
+			if p == agents.PromptAgentLost {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, ctx, "the caller back in the queue at the head", func() bool {
+		pos, err := h.st.Position(ctx, "billing", id)
+		return err == nil && pos == 1
+	})
+	if _, _, err := bot.WaitType(ctx, i, "offer"); err != nil {
+		t.Fatalf("no new audio path offered after the loss: %v (messages %v)", err, bot.Messages()[i:])
+	}
+	waitFor(t, ctx, "the agent's audio connected again", bot.Connected)
+}
+
 func TestMalformedMessagesGetErrors(t *testing.T) {
 	h := newHarness(t, opts{})
 	ctx := ctxT(t, 20*time.Second)
