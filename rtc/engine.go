@@ -131,6 +131,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		failed = 5 * time.Second
 	}
 	se.SetICETimeouts(disconnected, failed, 2*time.Second)
+	se.BufferFactory = newStreamBuffer
 
 	e := &Engine{log: log, peers: make(map[*Peer]struct{})}
 	switch {

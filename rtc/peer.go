@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -93,7 +92,7 @@ func (e *Engine) NewPeer(agentID string, log *slog.Logger) (*Peer, error) {
 		done:  make(chan struct{}),
 	}
 	p.out.stream = media.NewSendStream(time.Now())
-	tr, err := pc.AddTransceiverFromTrack(&agentTrack{p: p}, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	_, err = pc.AddTransceiverFromTrack(&agentTrack{p: p}, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("agent %s: add audio transceiver: %w", agentID, err)
@@ -112,11 +111,8 @@ func (e *Engine) NewPeer(agentID string, log *slog.Logger) (*Peer, error) {
 		defer p.wg.Done()
 		p.readAgent(track)
 	})
-	// RTCP (the browser's reports) is read and dropped: unread, it fills
-	// pion's buffers.
-	p.wg.Add(2)
-	go p.drain(tr.Sender().Read)
-	go p.drain(tr.Receiver().Read)
+	// RTCP (the browser's reports) is dropped as it arrives
+	// (newStreamBuffer): nobody reads it.
 	return p, nil
 }
 
@@ -129,18 +125,6 @@ func (p *Peer) enter() bool {
 	}
 	p.wg.Add(1)
 	return true
-}
-
-func (p *Peer) drain(read func([]byte) (int, interceptor.Attributes, error)) {
-	defer p.wg.Done()
-	buf := make([]byte, 1500)
-	for {
-		if _, _, err := read(buf); err != nil {
-			if p.isOver(err) {
-				return
-			}
-		}
-	}
 }
 
 // isOver tells whether a read error means the PeerConnection is gone.
