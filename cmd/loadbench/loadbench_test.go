@@ -108,6 +108,14 @@ func TestSummarizePlateau(t *testing.T) {
 	if u.CPU != 4800*time.Millisecond || u.Wall != 6*time.Second || u.PeakRSS != 50 {
 		t.Errorf("usage %+v", u)
 	}
+	// Goroutines and memory come from the last sample at the most calls.
+	for i := range samples {
+		samples[i].Goroutines = float64(100 + i)
+		samples[i].Memory.Stacks = int64(1000 * i)
+	}
+	if u := summarize(samples, 0.95); u.PeakGoroutines != 105 || u.PeakMemory.Stacks != 5000 {
+		t.Errorf("at the most calls: %v goroutines, %d B of stacks; want 105, 5000", u.PeakGoroutines, u.PeakMemory.Stacks)
+	}
 }
 
 func TestKeyPattern(t *testing.T) {
@@ -232,6 +240,10 @@ func TestQuickBench(t *testing.T) {
 		}
 		if s.Use.CPU <= 0 || s.Use.PeakRSS <= 0 || s.Use.MaxActive < 1 {
 			t.Errorf("%s %d: ivrd's usage not measured: %+v", s.Kind, s.N, s.Use)
+		}
+		if s.Kind != "setup" && (s.Use.PeakGoroutines <= res.Idle.Goroutines || s.Use.PeakMemory.Stacks <= res.Idle.Memory.Stacks) {
+			t.Errorf("%s %d: goroutines or stacks at the most calls not above idle: %v, %+v; idle %v, %+v",
+				s.Kind, s.N, s.Use.PeakGoroutines, s.Use.PeakMemory, res.Idle.Goroutines, res.Idle.Memory)
 		}
 	}
 	if !kinds["setup"] || !kinds["ivr"] || !kinds["bridged"] {

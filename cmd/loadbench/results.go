@@ -67,6 +67,30 @@ func (s stepResult) clean() bool {
 		s.PacedSkipped == 0 && s.PacedLate <= maxLateShare*s.Paced
 }
 
+// printPerCall writes, for each concurrency step, where a call's memory
+// was at its most calls in progress, by the Go runtime's account against
+// the idle server: what RSS per call is made of.
+func (r *results) printPerCall(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := false
+	for _, s := range r.Steps {
+		n := s.Use.MaxActive
+		if s.Kind == "setup" || n < 1 || s.Use.PeakMemory.HeapInUse == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nA call at each step's most calls in progress, by the Go runtime's account (against idle)")
+			fmt.Fprintln(tw, "step\tn\tgoroutines/call\tstack KiB/call\theap objects KiB/call\theap in use KiB/call\t")
+			header = true
+		}
+		m, i := s.Use.PeakMemory, r.Idle.Memory
+		per := func(b, idle int64) float64 { return float64(b-idle) / n / 1024 }
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", s.Kind, s.N, (s.Use.PeakGoroutines-r.Idle.Goroutines)/n,
+			per(m.Stacks, i.Stacks), per(m.HeapLive, i.HeapLive), per(m.HeapInUse, i.HeapInUse))
+	}
+	tw.Flush()
+}
+
 // print writes the steps and the figures next to their targets.
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nloadbench %s on %s\n%s\n\n", r.Started.Format(time.RFC3339), r.Machine, r.Options)
@@ -97,6 +121,7 @@ func (r *results) print(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	r.printPerCall(w)
 	for _, s := range r.Steps {
 		if s.LogWarn+s.LogError > 0 {
 			fmt.Fprintf(w, "ivrd logged %d warnings and %d errors in the %s %d step, e.g.:\n", s.LogWarn, s.LogError, s.Kind, s.N)

@@ -8,8 +8,9 @@ import (
 // sample is one second of the server's life during a step.
 type sample struct {
 	procSample
-	Active     float64 // ivrd_calls_active
-	Goroutines float64 // go_goroutines
+	Active     float64  // ivrd_calls_active
+	Goroutines float64  // go_goroutines
+	Memory     goMemory // the Go runtime's account
 }
 
 // sampler reads the server's /proc figures and two gauges every second
@@ -48,8 +49,10 @@ func (sp *sampler) take() {
 		return
 	}
 	s := sample{procSample: ps}
-	s.Active, _ = sp.srv.metric("ivrd_calls_active")
-	s.Goroutines, _ = sp.srv.metric("go_goroutines")
+	if m, err := sp.srv.metrics(); err == nil {
+		s.Active, s.Goroutines = m["ivrd_calls_active"], m["go_goroutines"]
+		s.Memory, _ = memoryFrom(m)
+	}
 	sp.samples = append(sp.samples, s)
 }
 
@@ -70,6 +73,10 @@ type usage struct {
 	PeakRSS    int64   // VmHWM at the end (reset at the step's start)
 	MaxThreads int
 	MaxSockets int
+	// At the last sample with the most calls in progress: the server's
+	// goroutines and memory by the Go runtime's account.
+	PeakGoroutines float64
+	PeakMemory     goMemory
 }
 
 // summarize finds the plateau — the samples with at least frac of the
@@ -84,6 +91,9 @@ func summarize(samples []sample, frac float64) usage {
 	u.Wall = last.At.Sub(first.At)
 	u.PeakRSS = last.PeakRSS
 	for _, s := range samples {
+		if s.Active >= u.MaxActive {
+			u.PeakGoroutines, u.PeakMemory = s.Goroutines, s.Memory
+		}
 		u.MaxActive = max(u.MaxActive, s.Active)
 		u.MaxThreads = max(u.MaxThreads, s.Threads)
 		u.MaxSockets = max(u.MaxSockets, s.Sockets)
