@@ -228,25 +228,30 @@ type pending2xx struct {
 	deadline time.Time
 }
 
-// run is the call's life from ringing to the last BYE, on the INVITE
-// handler's goroutine: it answers, runs the Handler once the ACK is in,
-// and sends BYE when the call ends from our side. Requests and timers
-// change the dialog on their own goroutines (deliver), so a call takes one
-// goroutine of its own, whose stack is the Handler's.
-func (c *Call) run() {
-	defer c.closeMedia() // finish closes it first; this covers any other way out
+// ring answers the call, on the INVITE handler's goroutine: it rings
+// (AnswerDelay) and sends 200. False: the call ended before the answer
+// (cancelled, refused by shutdown, the 200 could not be sent) and is
+// finished.
+func (c *Call) ring(start time.Time) (context.Context, bool) {
 	c.setState(stateRinging)
-	defer func() {
+	ctx, ok := c.answer200(start)
+	if !ok {
+		c.closeMedia()
 		c.mu.Lock()
 		c.over = true
 		c.setState("")
 		c.mu.Unlock()
-	}()
-	start := time.Now()
-	ctx, ok := c.answer200(start)
-	if !ok {
-		return
 	}
+	return ctx, ok
+}
+
+// converse is the answered call's life to the last BYE, on the call's
+// own goroutine: it runs the Handler once the ACK is in, and sends BYE
+// when the call ends from our side. Requests and timers change the
+// dialog on their own goroutines (deliver), so this is the one goroutine
+// a call holds, and its stack is the Handler's.
+func (c *Call) converse(ctx context.Context, start time.Time) {
+	defer c.closeMedia() // finish closes it first; this covers any other way out
 	if c.waitForAck() {
 		c.srv.cfg.Handler.HandleCall(ctx, c)
 	}
@@ -259,6 +264,7 @@ func (c *Call) run() {
 	}
 	c.mu.Lock()
 	c.over = true
+	c.setState("")
 	for _, p := range []*pending2xx{c.invite2xx, c.reinvite2xx} {
 		if p != nil {
 			p.timer.Stop()

@@ -429,21 +429,36 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
-	defer func() {
-		s.mu.Lock()
-		delete(s.invites, c.inviteKey)
-		delete(s.calls, c.key)
-		s.mu.Unlock()
-		s.cfg.Metrics.callFinished(c.outcome)
-		s.callsWG.Done()
-	}()
-	// The INVITE handler's goroutine is the call's one goroutine from here
-	// to BYE: c.run answers, runs the Handler (the flow) and sends our BYE.
-	// The work of setting the call up is done in newInviteCall, whose
-	// stack frame (1.1 KB) is gone by then, so the garbage collector can
-	// shrink the goroutine's stack to 8 KB while the flow waits (it halves
-	// a stack only while less than a quarter of it is in use).
-	c.run()
+	// Ringing and the answer happen on sipgo's goroutine for the INVITE,
+	// which returns once the 200 is out (sipgo keeps the transaction for
+	// its timers). The answered call then runs on a goroutine of its own,
+	// started fresh: its stack holds only the flow's frames (none of
+	// sipgo's, nor those of setting the call up), so while the flow waits
+	// the collector can shrink it to 8 KB (it halves a stack only while
+	// less than a quarter of it is in use).
+	start := time.Now()
+	ctx, ok := c.ring(start)
+	if !ok {
+		s.callDone(c)
+		return
+	}
+	go s.converse(ctx, c, start)
+}
+
+// converse runs an answered call to its end on the call's goroutine.
+func (s *Server) converse(ctx context.Context, c *Call, start time.Time) {
+	defer s.callDone(c)
+	c.converse(ctx, start)
+}
+
+// callDone forgets a call that ended and counts it.
+func (s *Server) callDone(c *Call) {
+	s.mu.Lock()
+	delete(s.invites, c.inviteKey)
+	delete(s.calls, c.key)
+	s.mu.Unlock()
+	s.cfg.Metrics.callFinished(c.outcome)
+	s.callsWG.Done()
 }
 
 // newInviteCall checks a new INVITE, sets up its media session and
