@@ -20,12 +20,12 @@ func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
 
 type pionLogger struct{ log *slog.Logger }
 
-func (l pionLogger) Trace(string)                  {}
-func (l pionLogger) Tracef(string, ...any)         {}
-func (l pionLogger) Debug(string)                  {}
-func (l pionLogger) Debugf(string, ...any)         {}
-func (l pionLogger) Info(string)                   {}
-func (l pionLogger) Infof(string, ...any)          {}
+func (l pionLogger) Trace(string)          {}
+func (l pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(string)          {}
+func (l pionLogger) Debugf(string, ...any) {}
+func (l pionLogger) Info(string)           {}
+func (l pionLogger) Infof(string, ...any)  {}
 func (l pionLogger) Warn(msg string) {
 	if !expected(msg) {
 		l.log.Warn(msg)
@@ -48,7 +48,7 @@ func expected(format string) bool {
 		strings.HasPrefix(format, "Failed to accept RTP ") ||
 		strings.HasPrefix(format, "Failed to accept RTCP ")
 }
-func (l pionLogger) Error(msg string)              { l.log.Error(msg) }
+func (l pionLogger) Error(msg string) { l.log.Error(msg) }
 func (l pionLogger) Errorf(format string, a ...any) {
 	l.logf(slog.LevelError, format, a)
 }
