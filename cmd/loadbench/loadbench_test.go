@@ -190,6 +190,40 @@ func TestVerdicts(t *testing.T) {
 	check("RSS after", "yes")
 }
 
+// TestPassesVerdict: with more than one pass, RSS after the last pass's
+// quiet wait is held to the first pass's, not to idle; steps of later
+// passes are labelled with their pass.
+func TestPassesVerdict(t *testing.T) {
+	row := func(after ...int64) [4]string {
+		r := &results{Idle: idleState{RSS: 30 << 20}}
+		for _, mib := range after {
+			r.Passes = append(r.Passes, idleState{RSS: mib << 20})
+		}
+		r.After = &r.Passes[len(r.Passes)-1]
+		for _, v := range r.verdicts() {
+			if strings.HasPrefix(v[0], "RSS after each pass") {
+				return v
+			}
+		}
+		return [4]string{}
+	}
+	if v := row(100); v[0] != "" {
+		t.Errorf("one pass has a pass row: %q", v)
+	}
+	if v := row(100, 103, 102); v[3] != "yes" || v[1] != "100.0 → 103.0 → 102.0 MiB (idle 30.0)" {
+		t.Errorf("no growth: %q", v)
+	}
+	if v := row(100, 110); v[3] != "NO" {
+		t.Errorf("10 MiB more after the second pass: %q", v)
+	}
+	if got := (stepResult{Kind: "ivr", Pass: 2}).label(); got != "ivr#2" {
+		t.Errorf("label %q", got)
+	}
+	if got := (stepResult{Kind: "ivr", Pass: 1}).label(); got != "ivr" {
+		t.Errorf("label %q", got)
+	}
+}
+
 func TestScanLog(t *testing.T) {
 	path := t.TempDir() + "/ivrd.log"
 	head := "time=1 level=WARN msg=\"before the step\"\n"
@@ -248,6 +282,9 @@ func TestQuickBench(t *testing.T) {
 	}
 	if !kinds["setup"] || !kinds["ivr"] || !kinds["bridged"] {
 		t.Errorf("steps %v", kinds)
+	}
+	if len(res.Passes) != 2 || res.After != &res.Passes[1] || len(res.Steps) != 6 || res.Steps[5].Pass != 2 {
+		t.Errorf("two passes: %d leak checks, %d steps, the last of pass %d", len(res.Passes), len(res.Steps), res.Steps[len(res.Steps)-1].Pass)
 	}
 	if res.After == nil || res.After.Goroutines == 0 || res.Idle.Goroutines == 0 {
 		t.Errorf("no leak check: idle %+v, after %+v", res.Idle, res.After)

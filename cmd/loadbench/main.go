@@ -42,6 +42,7 @@ type options struct {
 	sippRates                          []float64
 	quick                              bool
 	nice                               int
+	passes                             int
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.DurationVar(&o.quiet, "quiet", time.Minute, "rest after the load before the leak check")
 	flag.DurationVar(&o.profile, "profile", 10*time.Second, "CPU profile of ivrd this long at each plateau (0: none)")
 	flag.StringVar(&sippRates, "sipp", "200,400,600,800,1000,1200,1500", "SIPp call rates for the SIP-only ceiling (empty: skip)")
+	flag.IntVar(&o.passes, "passes", 1, "run the steps this many times on the same ivrd, each followed by the quiet wait and the leak check: memory that grows pass after pass is a leak, memory that stays at the first pass's level is the runtime's high-water mark")
 	flag.IntVar(&o.nice, "nice", 10, "run the load generator (and SIPp) at this nice level once ivrd has started, so ivrd gets the CPU first as it would on a box of its own (0: share it equally)")
 	flag.BoolVar(&o.quick, "quick", false, "a small run that checks the bench works (tens of calls, no SIPp)")
 	flag.Parse()
@@ -74,6 +76,9 @@ func main() {
 	}
 	if o.sippRates, err = parseFloats(sippRates); err != nil {
 		fatal("-sipp: %v", err)
+	}
+	if o.passes < 1 {
+		fatal("-passes %d: at least 1", o.passes)
 	}
 	if o.quick {
 		o = quickOptions(o)
@@ -110,6 +115,7 @@ func quickOptions(o options) options {
 	o.ivrSteps, o.bridgedSteps = []int{50}, []int{20}
 	o.arrival, o.plateau, o.quiet, o.profile = 50, 3*time.Second, 10*time.Second, 0
 	o.sippRates = nil
+	o.passes = 2 // the passes' own leak check runs too
 	return o
 }
 
@@ -186,64 +192,22 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	}
 	b := &bench{srv: srv, log: log, progress: prefixWriter{os.Stderr, "  "}, profile: o.profile, binary: bin}
 
-	if o.setupRate > 0 && ctx.Err() == nil {
-		fmt.Fprintf(os.Stderr, "loadbench: setup step, %d calls/s for %v\n", o.setupRate, o.setupFor)
-		calls := int(float64(o.setupRate) * o.setupFor.Seconds())
-		res.Steps = append(res.Steps, b.run(ctx, "setup", o.setupRate, 0, sim.Config{
-			Calls: calls, Rate: float64(o.setupRate), Concurrency: 5000, FirstPrompt: true,
-			AnswerTimeout: 5 * time.Second,
-		}))
-	}
-	for _, n := range o.ivrSteps {
+	o.passes = max(o.passes, 1)
+	for pass := 1; pass <= o.passes && ctx.Err() == nil; pass++ {
+		if o.passes > 1 {
+			fmt.Fprintf(os.Stderr, "loadbench: pass %d of %d\n", pass, o.passes)
+		}
+		b.pass = pass
+		res.Steps = append(res.Steps, b.steps(ctx, o)...)
 		if ctx.Err() != nil {
 			break
 		}
-		ramp := time.Duration(float64(n) / o.arrival * float64(time.Second))
-		fmt.Fprintf(os.Stderr, "loadbench: IVR/queue step, %d callers at once (ramp %v, plateau %v)\n", n, ramp, o.plateau)
-		res.Steps = append(res.Steps, b.run(ctx, "ivr", n, n, sim.Config{
-			Calls: n, Rate: o.arrival, Path: "1", Talk: ramp + o.plateau,
-		}))
-	}
-	for _, n := range o.bridgedSteps {
-		if ctx.Err() != nil {
-			break
-		}
-		ramp := time.Duration(float64(n) / o.arrival * float64(time.Second))
-		fmt.Fprintf(os.Stderr, "loadbench: bridged step, %d calls at once with %d agents (ramp %v, plateau %v)\n", n, n, ramp, o.plateau)
-		accts := make([]sim.Account, n)
-		for i := range accts {
-			accts[i] = sim.Account{User: agentName(i + 1), Password: agentName(i + 1)}
-		}
-		res.Steps = append(res.Steps, b.run(ctx, "bridged", n, n, sim.Config{
-			Calls: n, Rate: o.arrival, Path: "1", Talk: ramp + o.plateau, Agents: accts,
-			AgentTimeout: 2 * time.Minute,
-			// Agents send audio only in calls: at the plateau every agent
-			// is in a call, so this changes nothing there, but 2,000
-			// idle agents each sending 50 packets/s while the others log
-			// in would swamp both processes before the first call.
-			AgentsQuietIdle: true,
-		}))
-	}
-
-	if ctx.Err() == nil {
-		fmt.Fprintf(os.Stderr, "loadbench: quiet for %v, then the leak check\n", o.quiet)
-		select {
-		case <-time.After(o.quiet):
-		case <-ctx.Done():
-		}
-		// The bench's own idle keep-alive connections (agents' logins,
-		// metrics) are the client's, not the server's: close them first.
-		http.DefaultClient.CloseIdleConnections()
-		time.Sleep(time.Second)
-		after, err := readIdle(ctx, srv, rdb)
+		after, err := b.quietWait(ctx, rdb, o.quiet, pass == o.passes)
 		if err != nil {
 			return res, err
 		}
-		res.After = &after
-		// What the heap still holds, by where it was allocated.
-		if err := srv.saveHeapProfile(ctx, filepath.Join(srv.dir, "heap-after-quiet.pprof")); err != nil {
-			fmt.Fprintln(os.Stderr, "loadbench: heap profile after the quiet wait:", err)
-		}
+		res.Passes = append(res.Passes, after)
+		res.After = &res.Passes[len(res.Passes)-1]
 	}
 
 	if len(o.sippRates) > 0 && ctx.Err() == nil {
@@ -288,4 +252,77 @@ func parseFloats(s string) ([]float64, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// steps runs the setup, IVR and bridged steps once.
+func (b *bench) steps(ctx context.Context, o options) []stepResult {
+	var out []stepResult
+	if o.setupRate > 0 && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "loadbench: setup step, %d calls/s for %v\n", o.setupRate, o.setupFor)
+		calls := int(float64(o.setupRate) * o.setupFor.Seconds())
+		out = append(out, b.run(ctx, "setup", o.setupRate, 0, sim.Config{
+			Calls: calls, Rate: float64(o.setupRate), Concurrency: 5000, FirstPrompt: true,
+			AnswerTimeout: 5 * time.Second,
+		}))
+	}
+	for _, n := range o.ivrSteps {
+		if ctx.Err() != nil {
+			break
+		}
+		ramp := time.Duration(float64(n) / o.arrival * float64(time.Second))
+		fmt.Fprintf(os.Stderr, "loadbench: IVR/queue step, %d callers at once (ramp %v, plateau %v)\n", n, ramp, o.plateau)
+		out = append(out, b.run(ctx, "ivr", n, n, sim.Config{
+			Calls: n, Rate: o.arrival, Path: "1", Talk: ramp + o.plateau,
+		}))
+	}
+	for _, n := range o.bridgedSteps {
+		if ctx.Err() != nil {
+			break
+		}
+		ramp := time.Duration(float64(n) / o.arrival * float64(time.Second))
+		fmt.Fprintf(os.Stderr, "loadbench: bridged step, %d calls at once with %d agents (ramp %v, plateau %v)\n", n, n, ramp, o.plateau)
+		accts := make([]sim.Account, n)
+		for i := range accts {
+			accts[i] = sim.Account{User: agentName(i + 1), Password: agentName(i + 1)}
+		}
+		out = append(out, b.run(ctx, "bridged", n, n, sim.Config{
+			Calls: n, Rate: o.arrival, Path: "1", Talk: ramp + o.plateau, Agents: accts,
+			AgentTimeout: 2 * time.Minute,
+			// Agents send audio only in calls: at the plateau every agent
+			// is in a call, so this changes nothing there, but 2,000
+			// idle agents each sending 50 packets/s while the others log
+			// in would swamp both processes before the first call.
+			AgentsQuietIdle: true,
+		}))
+	}
+	return out
+}
+
+// quietWait rests for quiet, then reads the server's state for the leak
+// check and saves its heap profile (heap-after-quiet.pprof after the
+// last pass, heap-after-pass<n>.pprof after the others).
+func (b *bench) quietWait(ctx context.Context, rdb *redis.Client, quiet time.Duration, last bool) (idleState, error) {
+	fmt.Fprintf(os.Stderr, "loadbench: quiet for %v, then the leak check\n", quiet)
+	select {
+	case <-time.After(quiet):
+	case <-ctx.Done():
+		return idleState{}, ctx.Err()
+	}
+	// The bench's own idle keep-alive connections (agents' logins,
+	// metrics) are the client's, not the server's: close them first.
+	http.DefaultClient.CloseIdleConnections()
+	time.Sleep(time.Second)
+	after, err := readIdle(ctx, b.srv, rdb)
+	if err != nil {
+		return after, err
+	}
+	name := fmt.Sprintf("heap-after-pass%d.pprof", b.pass)
+	if last {
+		name = "heap-after-quiet.pprof"
+	}
+	// What the heap still holds, by where it was allocated.
+	if err := b.srv.saveHeapProfile(ctx, filepath.Join(b.srv.dir, name)); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench: heap profile after the quiet wait:", err)
+	}
+	return after, nil
 }

@@ -17,7 +17,8 @@ type results struct {
 	Options  string       `json:"options"`
 	Idle     idleState    `json:"idle"`
 	Steps    []stepResult `json:"steps"`
-	After    *idleState   `json:"after_quiet,omitempty"`
+	After    *idleState   `json:"after_quiet,omitempty"` // after the last pass
+	Passes   []idleState  `json:"after_each_pass,omitempty"`
 	SIPp     []sippResult `json:"sipp,omitempty"`
 	SIPpBest *sippResult  `json:"sipp_best,omitempty"`
 	SIPpErr  string       `json:"sipp_error,omitempty"`
@@ -39,8 +40,8 @@ const (
 )
 
 func (o options) describe() string {
-	return fmt.Sprintf("setup %d/s for %v; ivr %v; bridged %v; arrival %.0f/s; plateau %v; quiet %v; sipp %v; load generator at nice %d",
-		o.setupRate, o.setupFor, o.ivrSteps, o.bridgedSteps, o.arrival, o.plateau, o.quiet, o.sippRates, o.nice)
+	return fmt.Sprintf("setup %d/s for %v; ivr %v; bridged %v; arrival %.0f/s; plateau %v; quiet %v; passes %d; sipp %v; load generator at nice %d",
+		o.setupRate, o.setupFor, o.ivrSteps, o.bridgedSteps, o.arrival, o.plateau, o.quiet, o.passes, o.sippRates, o.nice)
 }
 
 // machine names the CPU and core count.
@@ -85,7 +86,7 @@ func (r *results) printPerCall(w io.Writer) {
 		}
 		m, i := s.Use.PeakMemory, r.Idle.Memory
 		per := func(b, idle int64) float64 { return float64(b-idle) / n / 1024 }
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", s.Kind, s.N, (s.Use.PeakGoroutines-r.Idle.Goroutines)/n,
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", s.label(), s.N, (s.Use.PeakGoroutines-r.Idle.Goroutines)/n,
 			per(m.Stacks, i.Stacks), per(m.HeapLive, i.HeapLive), per(m.HeapInUse, i.HeapInUse))
 	}
 	tw.Flush()
@@ -99,7 +100,7 @@ func (r *results) print(w io.Writer) {
 	for _, s := range r.Steps {
 		rep := s.Report
 		if rep == nil {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", s.Kind, s.N, s.Err)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\n", s.label(), s.N, s.Err)
 			continue
 		}
 		gen, cores, plateau := 0.0, s.Use.Cores, s.Use.PlateauS
@@ -110,7 +111,7 @@ func (r *results) print(w io.Writer) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f/%.1f\t%.1f\t%.1f/%.1f\t%d\t%d\t%.2f/%.2f\t%.2f/%.2f\t%d\t%.1f\t%.0f\t%.2f%%/%.0f\t%s\t\n",
-			s.Kind, s.N, rep.Counts.Started, rep.Counts.Completed, rep.Counts.Failed+rep.Counts.CutOff, s.Use.MaxActive,
+			s.label(), s.N, rep.Counts.Started, rep.Counts.Completed, rep.Counts.Failed+rep.Counts.CutOff, s.Use.MaxActive,
 			cores, plateau, float64(s.Use.PeakRSS)/(1<<20), s.RSSPerCall/1024, gen,
 			rep.Setup.P50, rep.Setup.P99, rep.FirstPrompt.P99, rep.AcceptToAudio.P50, rep.AcceptToAudio.P99,
 			rep.CallerToAgent.Lost, rep.AgentToCaller.Lost,
@@ -124,13 +125,13 @@ func (r *results) print(w io.Writer) {
 	r.printPerCall(w)
 	for _, s := range r.Steps {
 		if s.LogWarn+s.LogError > 0 {
-			fmt.Fprintf(w, "ivrd logged %d warnings and %d errors in the %s %d step, e.g.:\n", s.LogWarn, s.LogError, s.Kind, s.N)
+			fmt.Fprintf(w, "ivrd logged %d warnings and %d errors in the %s %d step, e.g.:\n", s.LogWarn, s.LogError, s.label(), s.N)
 			for _, m := range s.LogSample {
 				fmt.Fprintf(w, "  %s\n", m)
 			}
 		}
 		if rep := s.Report; rep != nil && len(rep.Failures) > 0 {
-			fmt.Fprintf(w, "failures in the %s %d step: %v\n", s.Kind, s.N, rep.Failures)
+			fmt.Fprintf(w, "failures in the %s %d step: %v\n", s.label(), s.N, rep.Failures)
 		}
 	}
 
@@ -161,7 +162,7 @@ func (r *results) print(w io.Writer) {
 	}
 	for _, s := range r.Steps {
 		if len(s.TopFrames) > 0 {
-			fmt.Fprintf(w, "\nivrd's top frames at the %s %d plateau (pprof -top, flat):\n", s.Kind, s.N)
+			fmt.Fprintf(w, "\nivrd's top frames at the %s %d plateau (pprof -top, flat):\n", s.label(), s.N)
 			for _, f := range s.TopFrames {
 				fmt.Fprintf(w, "  %s\n", f)
 			}
@@ -288,7 +289,31 @@ func (r *results) verdicts() [][4]string {
 			[4]string{"RSS after a quiet wait", fmt.Sprintf("%.1f MiB (idle %.1f)", float64(a.RSS)/(1<<20), float64(i.RSS)/(1<<20)),
 				fmt.Sprintf("idle level (+%d MiB)", leakRSSSlack>>20), yes(a.RSS <= i.RSS+leakRSSSlack)})
 	}
+	if len(r.Passes) >= 2 {
+		first, last := r.Passes[0], r.Passes[len(r.Passes)-1]
+		mib := make([]string, len(r.Passes))
+		for k, p := range r.Passes {
+			mib[k] = fmt.Sprintf("%.1f", float64(p.RSS)/(1<<20))
+		}
+		rows = append(rows, [4]string{"RSS after each pass's quiet wait (a leak grows pass after pass)",
+			fmt.Sprintf("%s MiB (idle %.1f)", strings.Join(mib, " → "), float64(r.Idle.RSS)/(1<<20)),
+			fmt.Sprintf("the first pass's level (+%d MiB)", passRSSSlack>>20), yes(last.RSS <= first.RSS+passRSSSlack)})
+	}
 	return rows
+}
+
+// passRSSSlack is how much more RSS than after the first pass the last
+// pass may leave: the same load on the same process finds the room the
+// first one made, so what grows beyond this is kept per call served.
+const passRSSSlack = 4 << 20
+
+// label names a step in the tables: its kind, and its pass after the
+// first (-passes).
+func (s stepResult) label() string {
+	if s.Pass > 1 {
+		return fmt.Sprintf("%s#%d", s.Kind, s.Pass)
+	}
+	return s.Kind
 }
 
 // What "back to the idle level" allows: a few goroutines that come and go

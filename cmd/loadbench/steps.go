@@ -22,6 +22,7 @@ import (
 type stepResult struct {
 	Kind   string      `json:"kind"` // setup, ivr, bridged
 	N      int         `json:"n"`    // calls per second (setup) or calls at once
+	Pass   int         `json:"pass"` // which run of the steps (-passes), from 1
 	Report *sim.Report `json:"report,omitempty"`
 	Err    string      `json:"error,omitempty"`
 
@@ -49,13 +50,14 @@ type bench struct {
 	progress io.Writer
 	profile  time.Duration // CPU profile this long at the plateau of each step; 0: none
 	binary   string
+	pass     int // which run of the steps, from 1
 }
 
 // run runs one step: cfg against the server, sampling it every second.
 // At most calls are expected at once; the plateau (and the profile) is
 // when nearly that many are.
 func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim.Config) stepResult {
-	res := stepResult{Kind: kind, N: n}
+	res := stepResult{Kind: kind, N: n, Pass: b.pass}
 	base, err := readProc(b.srv.pid)
 	if err != nil {
 		res.Err = err.Error()
@@ -175,7 +177,11 @@ func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	path := filepath.Join(b.srv.dir, fmt.Sprintf("cpu-%s-%d.pprof", kind, n))
+	name := fmt.Sprintf("cpu-%s-%d.pprof", kind, n)
+	if b.pass > 1 {
+		name = fmt.Sprintf("cpu-%s-%d-pass%d.pprof", kind, n, b.pass)
+	}
+	path := filepath.Join(b.srv.dir, name)
 	if err := b.srv.profile(ctx, b.profile, path); err != nil {
 		b.log.Warn("profile", "step", kind, "n", n, "error", err)
 		return ""
