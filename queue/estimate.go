@@ -3,6 +3,7 @@ package queue
 import (
 	"math"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -75,7 +76,9 @@ func estimate(s *Snapshot, pos int, cfg EstimateConfig, wraps []time.Duration) (
 		}
 		return secondsDur(k / rate), true
 	}
-	var e estimator
+	e := estimators.Get().(*estimator)
+	defer estimators.Put(e)
+	*e = estimator{}
 	e.offer = cfg.OfferTime.Seconds()
 	if cfg.OfferTime == 0 {
 		e.offer = defaultOfferTime.Seconds()
@@ -201,6 +204,12 @@ func (m *handleModel) surv(x, ex float64, j *int) float64 {
 
 // estimator integrates the expected time of the k-th moment an agent
 // frees up. The arrays live on the stack: nothing is allocated.
+// estimators holds estimators between estimates. An estimator is 4.5 KB;
+// on the stack it made every estimate's frame that large, and a waiting
+// caller's goroutine, whose announcements estimate, then outgrew its
+// 8 KB stack (16 KB a waiting caller until the collector shrank it again).
+var estimators = sync.Pool{New: func() any { return new(estimator) }}
+
 type estimator struct {
 	h     handleModel // handle times
 	w     handleModel // wrap-up times, when measured

@@ -3,6 +3,9 @@ package queue
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"runtime/debug"
+	"sync"
 	"testing"
 	"time"
 )
@@ -220,6 +223,42 @@ func TestEstimateAllocatesNothing(t *testing.T) {
 		Served: 40, FirstServed: estAt.Add(-25 * time.Minute), Window: 30 * time.Minute, Oldest: estAt.Add(-3 * time.Minute)}
 	if n := testing.AllocsPerRun(100, func() { Estimate(s, 12, EstimateConfig{}) }); n != 0 {
 		t.Errorf("Estimate allocates %v times per call; want 0", n)
+	}
+}
+
+// TestEstimateStack: estimating takes little stack, so the goroutine of a
+// caller whose announcements estimate keeps a small one. With the
+// estimator's 4.5 KB on the stack, each goroutine below grew to 8 KB.
+func TestEstimateStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's frames are larger: stack sizes measured without it")
+	}
+	agents := append(busy(6, OnCall, 70*time.Second), busy(2, WrapUp, 10*time.Second)...)
+	s := &Snapshot{At: estAt, Waiting: 12, Agents: agents, HandleTimes: handleTimes(100, time.Minute, 5*time.Minute),
+		Served: 40, FirstServed: estAt.Add(-25 * time.Minute), Window: 30 * time.Minute, Oldest: estAt.Add(-3 * time.Minute)}
+	Estimate(s, 12, EstimateConfig{})                // the pool's first estimator
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection shrinks a stack meanwhile
+	const n = 200
+	release := make(chan struct{})
+	var ready sync.WaitGroup
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.StackInuse
+	for range n {
+		ready.Add(1)
+		go func() {
+			Estimate(s, 12, EstimateConfig{})
+			ready.Done()
+			<-release
+		}()
+	}
+	ready.Wait()
+	runtime.ReadMemStats(&ms)
+	close(release)
+	per := float64(ms.StackInuse-before) / n
+	t.Logf("%.0f bytes of stack a goroutine that estimated", per)
+	if per > 6<<10 {
+		t.Errorf("%.0f bytes of stack a goroutine that estimated; want under 6 KB", per)
 	}
 }
 
