@@ -313,36 +313,13 @@ func resetPeak(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-// metric reads one sample of ivrd's /metrics: the value of the first line
-// whose name (and labels) start with name.
-func (s *server) metric(name string) (float64, error) {
-	resp, err := http.Get("http://" + s.httpAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			i := strings.LastIndexByte(line, ' ')
-			return strconv.ParseFloat(line[i+1:], 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
-}
-
 // pacing reads ivrd's pacing counters: frames paced, late, skipped.
 func (s *server) pacing() [3]float64 {
-	var out [3]float64
-	for i, name := range []string{"ivrd_rtp_paced_frames_total", "ivrd_rtp_paced_late_total", "ivrd_rtp_paced_skipped_total"} {
-		out[i], _ = s.metric(name)
+	m, err := s.metrics()
+	if err != nil {
+		return [3]float64{}
 	}
-	return out
+	return [3]float64{m["ivrd_rtp_paced_frames_total"], m["ivrd_rtp_paced_late_total"], m["ivrd_rtp_paced_skipped_total"]}
 }
 
 // profile saves a CPU profile of d seconds from ivrd's pprof listener.

@@ -167,8 +167,8 @@ func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int
 		return ""
 	}
 	for {
-		active, err := b.srv.metric("ivrd_calls_active")
-		if err == nil && active >= 0.95*float64(expect) {
+		m, err := b.srv.metrics()
+		if err == nil && m["ivrd_calls_active"] >= 0.95*float64(expect) {
 			break
 		}
 		select {
