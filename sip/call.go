@@ -150,13 +150,11 @@ func (c *Call) deliver(ev *event) bool {
 	case evAck:
 		switch {
 		case c.invite2xx != nil && ev.req.CSeq().SeqNo == c.invite2xx.cseq:
-			c.invite2xx.timer.Stop()
+			c.invite2xx.timer.Stop() // pending only while the call is not ending (end stops it)
 			c.invite2xx = nil
-			if !c.ending {
-				c.acked = true
-				c.setState(stateAnswered)
-				c.signal()
-			}
+			c.acked = true
+			c.setState(stateAnswered)
+			c.signal()
 		case c.reinvite2xx != nil && ev.req.CSeq().SeqNo == c.reinvite2xx.cseq:
 			c.reinvite2xx.timer.Stop()
 			c.reinvite2xx = nil
@@ -234,15 +232,30 @@ type pending2xx struct {
 // finished.
 func (c *Call) ring(start time.Time) (context.Context, bool) {
 	c.setState(stateRinging)
-	ctx, ok := c.answer200(start)
+	ctx, ok := c.answer200(start) // finishes the call when not ok
 	if !ok {
-		c.closeMedia()
-		c.mu.Lock()
-		c.over = true
-		c.setState("")
-		c.mu.Unlock()
+		c.retire()
 	}
 	return ctx, ok
+}
+
+// retire takes the call out of service: no more requests, no timers, out
+// of the calls-in-state gauge. It returns how the call ended.
+func (c *Call) retire() Outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.over = true
+	c.setState("")
+	for _, p := range []*pending2xx{c.invite2xx, c.reinvite2xx} {
+		if p != nil {
+			p.timer.Stop()
+		}
+	}
+	c.invite2xx, c.reinvite2xx = nil, nil
+	if c.rtpTimer != nil {
+		c.rtpTimer.Stop()
+	}
+	return c.outcome
 }
 
 // converse is the answered call's life to the last BYE, on the call's
@@ -262,26 +275,11 @@ func (c *Call) converse(ctx context.Context, start time.Time) {
 	if bye {
 		c.sendBye()
 	}
-	c.mu.Lock()
-	c.over = true
-	c.setState("")
-	for _, p := range []*pending2xx{c.invite2xx, c.reinvite2xx} {
-		if p != nil {
-			p.timer.Stop()
-		}
-	}
-	c.invite2xx, c.reinvite2xx = nil, nil
-	if c.rtpTimer != nil {
-		c.rtpTimer.Stop()
-	}
-	o := c.outcome
-	c.mu.Unlock()
-	c.finish(o, start)
+	c.finish(c.retire(), start)
 }
 
-// answer200 rings (AnswerDelay) and answers. False: the call ended before
-// the answer (cancelled, refused by shutdown, the 200 could not be sent);
-// it is finished then.
+// answer200 is ring's work; when it returns false it has finished the
+// call.
 func (c *Call) answer200(start time.Time) (context.Context, bool) {
 	s := c.srv
 	cancelled := make(chan struct{})

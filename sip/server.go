@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -278,10 +280,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("shutdown grace period over: ending calls", "active_calls", s.ActiveCalls())
 		s.stopOnce.Do(func() { close(s.hardStop) })
 		s.mu.Lock()
-		calls := make([]*Call, 0, len(s.invites))
-		for _, c := range s.invites {
-			calls = append(calls, c)
-		}
+		calls := slices.Collect(maps.Values(s.invites))
 		s.mu.Unlock()
 		for _, c := range calls {
 			c.shutdown()
