@@ -456,32 +456,10 @@ func TestAgentVanishesMidCall(t *testing.T) {
 	h := newHarness(t, opts{callGrace: time.Second})
 	ctx := ctxT(t, 40*time.Second)
 	bot := h.bot(ctx, "a1", 1000)
-	c := h.dial(ctx, "+15550000004", 440)
-	m, i, err := bot.WaitType(ctx, 0, "call_offered")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bot.Call(ctx, "accept", m.Str("call_id")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := bot.WaitType(ctx, i, "call_connected"); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := h.connected(ctx, bot, "+15550000004")
 	mark := c.Mark()
 	bot.Close() // the browser is gone: signalling and audio
-	id := c.Response().CallID().Value()
-	waitFor(t, ctx, "the caller hears the apology", func() bool {
-		for _, p := range h.rec.Heard(c.FramesSince(mark)) {
-			if p == agents.PromptAgentLost {
-				return true
-			}
-		}
-		return false
-	})
-	waitFor(t, ctx, "the caller back in the queue at the head", func() bool {
-		pos, err := h.st.Position(ctx, "billing", id)
-		return err == nil && pos == 1
-	})
+	h.waitBackAtHead(ctx, c, mark)
 	waitFor(t, ctx, "the agent out of the way", func() bool {
 		s := h.agent("a1").State
 		return s == queue.NotReady || s == queue.Offline
@@ -496,21 +474,39 @@ func TestAgentAudioLostMidCall(t *testing.T) {
 	h := newHarness(t, opts{callGrace: time.Minute})
 	ctx := ctxT(t, 20*time.Second)
 	bot := h.bot(ctx, "a1", 1000)
-	c := h.dial(ctx, "+15550000014", 440)
-	m, i, err := bot.WaitType(ctx, 0, "call_offered")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bot.Call(ctx, "accept", m.Str("call_id")); err != nil {
-		t.Fatal(err)
-	}
-	if _, i, err = bot.WaitType(ctx, i, "call_connected"); err != nil {
-		t.Fatal(err)
-	}
+	c, i := h.connected(ctx, bot, "+15550000014")
 	mark := c.Mark()
 	bot.DropAudio()
-	id := c.Response().CallID().Value()
-	waitFor(t, ctx, "the caller hears the apology", func() bool {
+	h.waitBackAtHead(ctx, c, mark)
+	if _, _, err := bot.WaitType(ctx, i, "offer"); err != nil {
+		t.Fatalf("no new audio path offered after the loss: %v (messages %v)", err, bot.Messages()[i:])
+	}
+	waitFor(t, ctx, "the agent's audio connected again", bot.Connected)
+}
+
+// connected dials from number and has bot accept the call; it returns the
+// caller and the index of the bot's message after call_connected.
+func (h *harness) connected(ctx context.Context, bot *agentbot.Bot, number string) (*testcaller.Call, int) {
+	h.t.Helper()
+	c := h.dial(ctx, number, 440)
+	m, i, err := bot.WaitType(ctx, 0, "call_offered")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := bot.Call(ctx, "accept", m.Str("call_id")); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, i, err = bot.WaitType(ctx, i, "call_connected"); err != nil {
+		h.t.Fatal(err)
+	}
+	return c, i
+}
+
+// waitBackAtHead waits until the caller, whose agent was lost, has heard
+// the apology since mark and is back at the head of the billing queue.
+func (h *harness) waitBackAtHead(ctx context.Context, c *testcaller.Call, mark int) {
+	h.t.Helper()
+	waitFor(h.t, ctx, "the caller hears the apology", func() bool {
 		for _, p := range h.rec.Heard(c.FramesSince(mark)) {
 			if p == agents.PromptAgentLost {
 				return true
@@ -518,14 +514,11 @@ func TestAgentAudioLostMidCall(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, ctx, "the caller back in the queue at the head", func() bool {
+	id := c.Response().CallID().Value()
+	waitFor(h.t, ctx, "the caller back in the queue at the head", func() bool {
 		pos, err := h.st.Position(ctx, "billing", id)
 		return err == nil && pos == 1
 	})
-	if _, _, err := bot.WaitType(ctx, i, "offer"); err != nil {
-		t.Fatalf("no new audio path offered after the loss: %v (messages %v)", err, bot.Messages()[i:])
-	}
-	waitFor(t, ctx, "the agent's audio connected again", bot.Connected)
 }
 
 func TestMalformedMessagesGetErrors(t *testing.T) {
