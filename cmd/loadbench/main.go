@@ -192,7 +192,6 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	}
 	b := &bench{srv: srv, log: log, progress: prefixWriter{os.Stderr, "  "}, profile: o.profile, binary: bin}
 
-	o.passes = max(o.passes, 1)
 	for pass := 1; pass <= o.passes && ctx.Err() == nil; pass++ {
 		if o.passes > 1 {
 			fmt.Fprintf(os.Stderr, "loadbench: pass %d of %d\n", pass, o.passes)
