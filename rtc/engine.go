@@ -1,58 +1,80 @@
-// Package rtc is the server's side of the agents' WebRTC audio: one
-// PeerConnection per logged-in agent, kept open across calls so audio flows
-// the moment an agent accepts, and the Bridge that relays a caller's G.711
-// to and from it — untouched when both legs use the same law.
+// Package rtc is the server's side of the agents' WebRTC audio: one audio
+// path per logged-in agent, kept open across calls so audio flows the
+// moment an agent accepts, and the Bridge that relays a caller's G.711 to
+// and from it — untouched when both legs use the same law.
 //
-// An Engine holds what every agent's PeerConnection shares: the codecs
-// (PCMU and PCMA only), ICE settings (ICE-lite on a port range or one muxed
-// UDP port, the public address for NAT) and logging. A Peer is one agent's
-// PeerConnection; a Bridge is one call on it.
+// The server's side is not a full PeerConnection. It is what one audio
+// track needs, built from pion's parts (docs/agent-media.md):
+//
+//   - ICE-lite (RFC 8445 §2.5): the server has a reachable address and only
+//     answers the browser's connectivity and consent checks (pion/stun);
+//   - DTLS (pion/dtls) for the handshake that proves the browser holds the
+//     certificate of its answer and yields the SRTP keys, and then is put
+//     away;
+//   - SRTP (pion/srtp) on every packet, encrypted and decrypted where it is
+//     sent and read, with no goroutine, buffer or copy in between.
+//
+// An Engine holds what every agent's path shares: the certificate, the
+// addresses and ports (a port per agent from a range, or one UDP port for
+// every agent), the timeouts and logging. A Peer is one agent's path; a
+// Bridge is one call on it.
 package rtc
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
-	"github.com/pion/webrtc/v4"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
 )
 
 // Config configures an Engine.
 type Config struct {
-	// ListenIP is the address ICE binds and gathers host candidates on
-	// (default 127.0.0.1; 0.0.0.0 or :: for every interface).
+	// ListenIP is the address the agents' UDP sockets bind to (default
+	// 127.0.0.1; 0.0.0.0 or :: for every interface).
 	ListenIP net.IP
 	// PublicIP is written into the candidates instead of the local address
 	// (a 1:1 NAT: IVRD_PUBLIC_IP); nil: none.
 	PublicIP net.IP
-	// UDPPort > 0: one UDP port muxed for every agent. 0: each
-	// PeerConnection binds its own port from PortMin..PortMax (both 0: any).
+	// UDPPort > 0: one UDP port for every agent. 0: each Peer binds its
+	// own port from PortMin..PortMax (both 0: any).
 	UDPPort          int
 	PortMin, PortMax uint16
 
-	// ICE timeouts: how long the agent's side may send nothing (no audio,
-	// no consent checks) before the connection counts as disconnected, and
-	// then failed (Peer.Done). Zero: 10 s and 5 s. Chromium sends consent
-	// checks every 5 s or so even when it sends no audio.
+	// How long the agent's side may send nothing (no audio, no consent
+	// checks) before its path counts as lost (Peer.Done): the sum of the
+	// two. Zero: 10 s and 5 s. Browsers send consent checks every 5 s or
+	// so even when they send no audio.
 	DisconnectedTimeout, FailedTimeout time.Duration
 
-	// Logger gets pion's warnings and errors.
+	// Logger gets the paths' state changes and pion's warnings and errors.
 	Logger *slog.Logger
 }
 
-// Engine holds what every agent's PeerConnection shares. It is safe for
+// Engine holds what every agent's audio path shares. It is safe for
 // concurrent use.
 type Engine struct {
-	api    *webrtc.API
-	log    *slog.Logger
-	mux    ice.UDPMux   // nil unless Config.UDPPort
-	lan    net.Addr     // the muxed port's address
-	stamps *stampedConn // the mux's socket with receive stamps; nil unless one address and the kernel stamps
+	log     *slog.Logger
+	logs    pionLogs
+	listen  net.IP
+	network string   // udp4 or udp6
+	addrs   []net.IP // written into the candidates
+	portMin uint16
+	portMax uint16
+	silence time.Duration // nothing from the agent this long: lost
+	base    time.Time     // the Peers' activity clocks count from here
+
+	cert        tls.Certificate
+	fingerprint string // of cert: "sha-256 AB:CD:…"
+
+	mux *socket // nil unless Config.UDPPort
 
 	mu     sync.Mutex
 	peers  map[*Peer]struct{}
@@ -62,15 +84,8 @@ type Engine struct {
 // ErrEngineClosed is returned by NewPeer after Close.
 var ErrEngineClosed = errors.New("rtc engine closed")
 
-// The codecs offered to agents, in order of preference: G.711 only, so a
-// caller's audio passes through untouched.
-var codecs = []webrtc.RTPCodecParameters{
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0},
-	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8},
-}
-
-// NewEngine checks cfg, binds the muxed port if there is one, and returns
-// an Engine; Close releases it.
+// NewEngine checks cfg, makes the certificate, binds the shared port if
+// there is one, and returns an Engine; Close releases it.
 func NewEngine(cfg Config) (*Engine, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -89,40 +104,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.PublicIP != nil && (cfg.PublicIP.IsUnspecified() || cfg.PublicIP.To16() == nil) {
 		return nil, fmt.Errorf("rtc: public IP %v is not an address", cfg.PublicIP)
 	}
-
-	media := &webrtc.MediaEngine{}
-	for _, c := range codecs {
-		if err := media.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			return nil, fmt.Errorf("rtc: register %s: %w", c.MimeType, err)
-		}
-	}
-
-	logs := pionLogs{log: log}
-	var se webrtc.SettingEngine
-	se.LoggerFactory = logs
-	// ICE-lite: the server has a reachable address (its own or PublicIP)
-	// and only answers the browser's checks; browsers always run full ICE
-	// (RFC 8445 §2.5). No STUN, no candidate pairs of our own to test.
-	se.SetLite(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	network, netType, iceNet := "udp4", webrtc.NetworkTypeUDP4, ice.NetworkTypeUDP4
-	if listen.To4() == nil {
-		network, netType, iceNet = "udp6", webrtc.NetworkTypeUDP6, ice.NetworkTypeUDP6
-	}
-	se.SetNetworkTypes([]webrtc.NetworkType{netType})
-	if !listen.IsUnspecified() {
-		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(listen) })
-	}
-	se.SetIncludeLoopbackCandidate(listen.IsLoopback())
-	if cfg.PublicIP != nil {
-		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
-			External:        []string{cfg.PublicIP.String()},
-			AsCandidateType: webrtc.ICECandidateTypeHost,
-			Mode:            webrtc.ICEAddressRewriteReplace,
-		}); err != nil {
-			return nil, fmt.Errorf("rtc: public IP %v: %w", cfg.PublicIP, err)
-		}
-	}
 	disconnected, failed := cfg.DisconnectedTimeout, cfg.FailedTimeout
 	if disconnected <= 0 {
 		disconnected = 10 * time.Second
@@ -130,55 +111,122 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if failed <= 0 {
 		failed = 5 * time.Second
 	}
-	se.SetICETimeouts(disconnected, failed, 2*time.Second)
-	se.BufferFactory = newStreamBuffer
-
-	e := &Engine{log: log, peers: make(map[*Peer]struct{})}
-	switch {
-	case cfg.UDPPort > 0 && listen.IsUnspecified():
-		// Every interface: one socket per address, each on the port.
-		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort,
-			ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")),
-			ice.UDPMuxFromPortWithNetworks(iceNet))
-		if err != nil {
-			return nil, fmt.Errorf("rtc: ICE port %d: %w", cfg.UDPPort, err)
-		}
-		e.mux = mux
-		e.lan = &net.UDPAddr{IP: listen, Port: cfg.UDPPort}
-		se.SetICEUDPMux(e.mux)
-	case cfg.UDPPort > 0:
+	network := "udp4"
+	if listen.To4() == nil {
+		network = "udp6"
+	}
+	addrs, err := candidateAddrs(listen, cfg.PublicIP, network)
+	if err != nil {
+		return nil, err
+	}
+	// One certificate for every agent: the browser checks it against the
+	// fingerprint in our offer, not against any authority.
+	cert, err := selfsign.GenerateSelfSigned()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: make the DTLS certificate: %w", err)
+	}
+	e := &Engine{
+		log:         log,
+		logs:        pionLogs{log: log},
+		listen:      listen,
+		network:     network,
+		addrs:       addrs,
+		portMin:     cfg.PortMin,
+		portMax:     cfg.PortMax,
+		silence:     disconnected + failed,
+		base:        time.Now(),
+		cert:        cert,
+		fingerprint: "sha-256 " + colonHex(sha256.Sum256(cert.Certificate[0])),
+		peers:       make(map[*Peer]struct{}),
+	}
+	if cfg.UDPPort > 0 {
 		conn, err := net.ListenUDP(network, &net.UDPAddr{IP: listen, Port: cfg.UDPPort})
 		if err != nil {
-			return nil, fmt.Errorf("rtc: ICE port: %w", err)
+			return nil, fmt.Errorf("rtc: agents' UDP port %d: %w", cfg.UDPPort, err)
 		}
-		var pc net.PacketConn = conn
-		if e.stamps = newStampedConn(conn); e.stamps != nil {
-			pc = e.stamps
-		}
-		e.mux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), pc)
-		e.lan = conn.LocalAddr()
-		se.SetICEUDPMux(e.mux)
-	case cfg.PortMax > 0:
-		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
-			return nil, fmt.Errorf("rtc: port range %d-%d: %w", cfg.PortMin, cfg.PortMax, err)
-		}
+		e.mux = newSocket(conn, e.log)
 	}
-
-	// No interceptors: no NACK, no RTCP reports, no congestion control —
-	// G.711 at 64 kbit/s needs none of them, and each costs goroutines and
-	// work per packet.
-	e.api = webrtc.NewAPI(
-		webrtc.WithMediaEngine(media),
-		webrtc.WithSettingEngine(se),
-		webrtc.WithInterceptorRegistry(&interceptor.Registry{}),
-	)
 	return e, nil
 }
 
-// MuxAddr is the muxed UDP port's address, or nil without one.
-func (e *Engine) MuxAddr() net.Addr { return e.lan }
+// candidateAddrs are the addresses the offers name: the public one, or
+// the one listened on, or — listening on every interface — each
+// interface's address of the family (loopback and link-local left out).
+func candidateAddrs(listen, public net.IP, network string) ([]net.IP, error) {
+	if public != nil {
+		return []net.IP{public}, nil
+	}
+	if !listen.IsUnspecified() {
+		return []net.IP{listen}, nil
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: list the interfaces' addresses: %w", err)
+	}
+	var out []net.IP
+	for _, a := range ifaddrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if (ipn.IP.To4() != nil) == (network == "udp4") {
+			out = append(out, ipn.IP)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("rtc: listening on %v, but no interface has an address to offer the agents (set the public IP)", listen)
+	}
+	return out, nil
+}
 
-// Close closes every Peer still open and the muxed port.
+// colonHex writes a digest as SDP fingerprints do: AB:CD:…
+func colonHex(sum [32]byte) string {
+	var b strings.Builder
+	for i, c := range sum {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		fmt.Fprintf(&b, "%02X", c)
+	}
+	return b.String()
+}
+
+// MuxAddr is the shared UDP port's address, or nil without one.
+func (e *Engine) MuxAddr() net.Addr {
+	if e.mux == nil {
+		return nil
+	}
+	return e.mux.conn.LocalAddr()
+}
+
+// socketFor returns the socket a new Peer uses: the shared one, or one of
+// its own on a port from the range.
+func (e *Engine) socketFor() (*socket, error) {
+	if e.mux != nil {
+		return e.mux, nil
+	}
+	if e.portMax == 0 {
+		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: e.listen})
+		if err != nil {
+			return nil, fmt.Errorf("rtc: bind an agent's UDP port: %w", err)
+		}
+		return newSocket(conn, e.log), nil
+	}
+	// From a random place in the range on, so ports just released (and
+	// the browsers' last packets to them) are not taken again at once.
+	n := int(e.portMax) - int(e.portMin) + 1
+	start := rand.IntN(n)
+	for i := range n {
+		port := int(e.portMin) + (start+i)%n
+		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: e.listen, Port: port})
+		if err == nil {
+			return newSocket(conn, e.log), nil
+		}
+	}
+	return nil, fmt.Errorf("rtc: no free UDP port in %d-%d for an agent", e.portMin, e.portMax)
+}
+
+// Close closes every Peer still open and the shared port.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
@@ -191,7 +239,7 @@ func (e *Engine) Close() error {
 		_ = p.Close()
 	}
 	if e.mux != nil {
-		return e.mux.Close()
+		return e.mux.close()
 	}
 	return nil
 }
@@ -211,3 +259,6 @@ func (e *Engine) remove(p *Peer) {
 	delete(e.peers, p)
 	e.mu.Unlock()
 }
+
+// now is the Engine's monotonic clock, for the Peers' activity.
+func (e *Engine) now() int64 { return int64(time.Since(e.base)) }

@@ -107,6 +107,12 @@ type browser struct {
 	overflow int
 }
 
+// codecs are the browser's G.711 codecs, by media.Law.
+var codecs = []webrtc.RTPCodecParameters{
+	media.ULaw: {RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0},
+	media.ALaw: {RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8},
+}
+
 // newBrowser makes a browser that accepts the given codecs (media.ULaw,
 // media.ALaw) in that order of preference and sends with the first.
 func newBrowser(t testing.TB, laws ...media.Law) *browser {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/pion/logging"
 )
@@ -26,28 +25,11 @@ func (l pionLogger) Debug(string)          {}
 func (l pionLogger) Debugf(string, ...any) {}
 func (l pionLogger) Info(string)           {}
 func (l pionLogger) Infof(string, ...any)  {}
-func (l pionLogger) Warn(msg string) {
-	if !expected(msg) {
-		l.log.Warn(msg)
-	}
-}
-
+func (l pionLogger) Warn(msg string)       { l.log.Warn(msg) }
 func (l pionLogger) Warnf(format string, a ...any) {
-	if !expected(format) {
-		l.logf(slog.LevelWarn, format, a)
-	}
+	l.logf(slog.LevelWarn, format, a)
 }
 
-// expected tells pion's warnings that describe what we do on purpose:
-// RTCP is not read (newStreamBuffer drops it), so a report for an SSRC
-// nobody reads is "unhandled"; and pion's loops that accept new streams
-// end with an error when the PeerConnection closes. Five such lines an
-// agent's connection, at warning level, hid the warnings that matter.
-func expected(format string) bool {
-	return strings.HasPrefix(format, "Incoming unhandled RTCP ssrc") ||
-		strings.HasPrefix(format, "Failed to accept RTP ") ||
-		strings.HasPrefix(format, "Failed to accept RTCP ")
-}
 func (l pionLogger) Error(msg string) { l.log.Error(msg) }
 func (l pionLogger) Errorf(format string, a ...any) {
 	l.logf(slog.LevelError, format, a)

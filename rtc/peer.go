@@ -2,17 +2,22 @@ package rtc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
-	"github.com/pion/webrtc/v4"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
 
 	"ivrd/media"
 )
@@ -28,37 +33,58 @@ var (
 // PCMU nor PCMA.
 var ErrNoCommonCodec = errors.New("agent's answer has neither PCMU nor PCMA")
 
-// Peer is the server's side of one agent's PeerConnection, kept open across
-// calls: offered when the agent goes available, answered once, and bridged
-// to one call after another. Between calls nothing is sent to the agent
-// and what the agent sends is read and dropped.
+// Peer is the server's side of one agent's audio, kept open across calls:
+// offered when the agent goes available, answered once, and bridged to
+// one call after another. Between calls nothing is sent to the agent and
+// what the agent sends is read and dropped.
 type Peer struct {
 	e     *Engine
 	agent string
 	log   *slog.Logger
-	pc    *webrtc.PeerConnection
+	sock  *socket
+	own   bool // sock is the Peer's own, closed with it
+
+	ufrag, pwd string
+	integrity  stun.MessageIntegrity // of pwd: checks the browser's requests, signs our responses
+	offer      string
 
 	ready, done         chan struct{}
 	readyOnce, doneOnce sync.Once
+	answered            chan struct{} // closed by SetAnswer
 
-	mu        sync.Mutex
-	connected bool // ICE and DTLS up
-	bound     bool // the track to the agent has a writer
-	laws      laws // from the agent's answer
-	closed    bool
-	wg        sync.WaitGroup // goroutines reading from pion
+	lastSeen atomic.Int64 // Engine.now of the agent's last packet
+	retired  atomic.Bool  // DTLS put away: the agent's SRTP proved it complete
 
-	bridge atomic.Pointer[Bridge] // the call bridged now, if any
+	// ctx ends with the path (finish): it bounds the handshake.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	// out is the stream toward the agent: one SSRC (pion's, announced in
-	// the SDP), one numbering across every call. Bridges write it from the
+	mu          sync.Mutex
+	laws        laws   // from the agent's answer
+	remoteUfrag string // from the answer
+	fingerprint remoteFingerprint
+	weClient    bool           // the answer said setup:passive: we start DTLS
+	remote      netip.AddrPort // where the agent's media goes: the nominated address
+	handshake   *dtlsLeg       // nil before DTLS starts and after it is put away
+	connected   bool           // SRTP keys are there
+	closed      bool
+	alive       *time.Timer // checks lastSeen
+
+	rx     atomic.Pointer[srtp.Context] // the agent's SRTP; the socket's reader only
+	bridge atomic.Pointer[Bridge]       // the call bridged now, if any
+
+	// out is the stream toward the agent: one SSRC (announced in the
+	// offer), one numbering across every call. Bridges write it from the
 	// caller's receive goroutine.
 	out struct {
 		sync.Mutex
 		stream *media.SendStream
-		w      webrtc.TrackLocalWriter // nil until pion binds the track
+		tx     *srtp.Context // nil until DTLS is done
+		to     netip.AddrPort
 		ssrc   uint32
 		hdr    rtp.Header
+		plain  [1500]byte
+		enc    [1600]byte
 	}
 }
 
@@ -69,171 +95,224 @@ type laws struct {
 	accepts   [2]bool   // by media.Law
 }
 
-// NewPeer creates an agent's PeerConnection with one audio transceiver,
-// sendrecv. log should carry what identifies the agent; the Peer adds
-// agent=agentID.
+// NewPeer makes an agent's audio path: its ICE credentials and offer, on
+// the shared port or a port of its own. log should carry what identifies
+// the agent; the Peer adds agent=agentID.
 func (e *Engine) NewPeer(agentID string, log *slog.Logger) (*Peer, error) {
 	if log == nil {
 		log = e.log
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
-		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
-		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("agent %s: new PeerConnection: %w", agentID, err)
-	}
 	p := &Peer{
-		e:     e,
-		agent: agentID,
-		log:   log.With("agent", agentID),
-		pc:    pc,
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
+		e:        e,
+		agent:    agentID,
+		log:      log.With("agent", agentID),
+		ufrag:    randomICE(16),
+		pwd:      randomICE(32),
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		answered: make(chan struct{}),
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.integrity = stun.NewShortTermIntegrity(p.pwd)
 	p.out.stream = media.NewSendStream(time.Now())
-	_, err = pc.AddTransceiverFromTrack(&agentTrack{p: p}, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
-	if err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("agent %s: add audio transceiver: %w", agentID, err)
-	}
+	var ssrc [4]byte
+	_, _ = rand.Read(ssrc[:])
+	p.out.ssrc = binary.BigEndian.Uint32(ssrc[:])
 	if err := e.add(p); err != nil {
-		_ = pc.Close()
+		p.cancel()
 		return nil, err
 	}
-	pc.OnConnectionStateChange(p.stateChanged)
-	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		// pion runs this on a goroutine of its own; it reads the agent's
-		// audio until the PeerConnection closes.
-		if !p.enter() {
-			return
-		}
-		defer p.wg.Done()
-		p.readAgent(track)
-	})
-	// RTCP (the browser's reports) is dropped as it arrives
-	// (newStreamBuffer): nobody reads it.
+	sock, err := e.socketFor()
+	if err != nil {
+		e.remove(p)
+		p.cancel()
+		return nil, fmt.Errorf("agent %s: %w", agentID, err)
+	}
+	p.sock, p.own = sock, sock != e.mux
+	p.offer = p.makeOffer()
+	sock.addPeer(p)
 	return p, nil
 }
 
-// enter registers a goroutine that Close waits for; false after Close.
-func (p *Peer) enter() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
+// iceChars are the characters of ICE ufrags and passwords (RFC 8445 §5.3).
+const iceChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+func randomICE(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = iceChars[int(b[i])%len(iceChars)]
 	}
-	p.wg.Add(1)
-	return true
+	return string(b)
 }
 
-// isOver tells whether a read error means the PeerConnection is gone.
-func (p *Peer) isOver(err error) bool {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
-		return true
-	}
+// Offer returns the complete SDP offer (every candidate in it, so no
+// trickle is needed): ICE-lite, one audio section, sendrecv, PCMU then
+// PCMA, DTLS-SRTP with either side starting the handshake. Asked again it
+// is the same offer.
+func (p *Peer) Offer(context.Context) (string, error) {
 	select {
-	case <-p.done:
-		return true
-	default:
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
-// Offer returns a complete SDP offer (every ICE candidate gathered, so no
-// trickle is needed): one audio transceiver, sendrecv, PCMU then PCMA. An
-// offer still unanswered (the agent reconnected before answering) is
-// returned again.
-func (p *Peer) Offer(ctx context.Context) (string, error) {
-	gathered := webrtc.GatheringCompletePromise(p.pc)
-	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
-		offer, err := p.pc.CreateOffer(nil)
-		if err != nil {
-			return "", fmt.Errorf("agent %s: create offer: %w", p.agent, err)
-		}
-		if err := p.pc.SetLocalDescription(offer); err != nil {
-			return "", fmt.Errorf("agent %s: set offer: %w", p.agent, err)
-		}
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("agent %s: gather ICE candidates: %w", p.agent, ctx.Err())
 	case <-p.done:
 		return "", ErrPeerClosed
+	default:
 	}
-	return p.pc.LocalDescription().SDP, nil
+	return p.offer, nil
 }
 
-// SetAnswer applies the agent's answer to the last offer.
+func (p *Peer) makeOffer() string {
+	port := p.sock.conn.LocalAddr().(*net.UDPAddr).Port
+	ipv := "IP4"
+	if p.e.network == "udp6" {
+		ipv = "IP6"
+	}
+	first := p.e.addrs[0].String()
+	var b strings.Builder
+	line := func(format string, a ...any) {
+		fmt.Fprintf(&b, format, a...)
+		b.WriteString("\r\n")
+	}
+	line("v=0")
+	line("o=- %d 1 IN %s %s", p.out.ssrc, ipv, first)
+	line("s=-")
+	line("t=0 0")
+	line("a=group:BUNDLE 0")
+	line("a=msid-semantic: WMS ivrd")
+	line("a=ice-lite")
+	line("m=audio %d UDP/TLS/RTP/SAVPF 0 8", port)
+	line("c=IN %s %s", ipv, first)
+	line("a=ice-ufrag:%s", p.ufrag)
+	line("a=ice-pwd:%s", p.pwd)
+	line("a=fingerprint:%s", p.e.fingerprint)
+	line("a=setup:actpass")
+	line("a=mid:0")
+	line("a=sendrecv")
+	line("a=rtcp-mux")
+	line("a=rtpmap:0 PCMU/8000")
+	line("a=rtpmap:8 PCMA/8000")
+	line("a=msid:ivrd audio")
+	line("a=ssrc:%d cname:ivrd", p.out.ssrc)
+	line("a=ssrc:%d msid:ivrd audio", p.out.ssrc)
+	for i, ip := range p.e.addrs {
+		// Host candidates, the highest priority a host can have (RFC
+		// 8445 §5.1.2.1: type preference 126, local preference 65535).
+		line("a=candidate:%d 1 udp %d %s %d typ host", i+1, 126<<24|(65535-i)<<8|255, ip, port)
+	}
+	line("a=end-of-candidates")
+	return b.String()
+}
+
+// SetAnswer applies the agent's answer to the offer.
 func (p *Peer) SetAnswer(answer string) error {
-	l, err := answerLaws(answer)
+	a, err := parseAnswer(answer)
 	if err != nil {
 		return fmt.Errorf("agent %s: answer: %w", p.agent, err)
 	}
-	// Known before pion can bind the track and the Peer become Ready.
 	p.mu.Lock()
-	old := p.laws
-	p.laws = l
-	p.mu.Unlock()
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		p.mu.Lock()
-		p.laws = old
+	switch {
+	case p.closed:
 		p.mu.Unlock()
-		return fmt.Errorf("agent %s: set answer: %w", p.agent, err)
+		return ErrPeerClosed
+	case p.laws.ok:
+		p.mu.Unlock()
+		return fmt.Errorf("agent %s: answer: the offer was answered already", p.agent)
 	}
-	p.log.Info("agent audio answered", "codec", l.preferred.String(), "pcmu", l.accepts[media.ULaw], "pcma", l.accepts[media.ALaw])
+	p.laws, p.remoteUfrag, p.fingerprint, p.weClient = a.laws, a.ufrag, a.fingerprint, a.passive
+	p.lastSeen.Store(p.e.now())
+	p.alive = time.AfterFunc(p.e.silence, p.checkAlive)
+	start := p.weClient && p.remote.IsValid() && p.handshake == nil
+	if start {
+		p.startDTLS(false)
+	}
+	p.checkReady()
+	p.mu.Unlock()
+	close(p.answered)
+	p.log.Info("agent audio answered", "codec", a.laws.preferred.String(), "pcmu", a.laws.accepts[media.ULaw], "pcma", a.laws.accepts[media.ALaw], "dtls", map[bool]string{true: "client", false: "server"}[a.passive])
 	return nil
 }
 
-// answerLaws reads which of our codecs the answer accepts, in its order of
-// preference. Our offer uses the static payload types 0 and 8, which an
-// answer must keep (RFC 3264 §6.1).
-func answerLaws(answer string) (laws, error) {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(answer); err != nil {
-		return laws{}, err
-	}
-	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Media != "audio" {
-			continue
-		}
-		if m.MediaName.Port.Value == 0 {
-			return laws{}, errors.New("the agent rejected the audio")
-		}
-		var l laws
-		for _, f := range m.MediaName.Formats {
-			var law media.Law
-			switch f {
-			case "0":
-				law = media.ULaw
-			case "8":
-				law = media.ALaw
-			default:
-				continue
-			}
-			if !l.ok {
-				l.ok, l.preferred = true, law
-			}
-			l.accepts[law] = true
-		}
-		if !l.ok {
-			return laws{}, ErrNoCommonCodec
-		}
-		return l, nil
-	}
-	return laws{}, errors.New("no audio in the answer")
+// answer is what the Peer needs from the agent's answer.
+type answer struct {
+	laws        laws
+	ufrag       string
+	fingerprint remoteFingerprint
+	passive     bool // setup:passive: the agent waits for our DTLS handshake
 }
 
-// Ready is closed when ICE and DTLS are connected and the track toward the
-// agent is bound: audio can flow.
+// parseAnswer reads the agent's answer: the codecs it accepts of ours (in
+// its order of preference; our offer uses the static payload types 0 and
+// 8, which an answer must keep, RFC 3264 §6.1), its ICE ufrag, its
+// certificate's fingerprint and its DTLS role. Attributes may be in the
+// audio section or at session level.
+func parseAnswer(s string) (answer, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(s); err != nil {
+		return answer{}, err
+	}
+	var m *sdp.MediaDescription
+	for _, md := range d.MediaDescriptions {
+		if md.MediaName.Media == "audio" {
+			m = md
+			break
+		}
+	}
+	if m == nil {
+		return answer{}, errors.New("no audio in the answer")
+	}
+	if m.MediaName.Port.Value == 0 {
+		return answer{}, errors.New("the agent rejected the audio")
+	}
+	var a answer
+	for _, f := range m.MediaName.Formats {
+		var law media.Law
+		switch f {
+		case "0":
+			law = media.ULaw
+		case "8":
+			law = media.ALaw
+		default:
+			continue
+		}
+		if !a.laws.ok {
+			a.laws.ok, a.laws.preferred = true, law
+		}
+		a.laws.accepts[law] = true
+	}
+	if !a.laws.ok {
+		return answer{}, ErrNoCommonCodec
+	}
+	attr := func(key string) string {
+		if v, ok := m.Attribute(key); ok {
+			return v
+		}
+		v, _ := d.Attribute(key)
+		return v
+	}
+	if a.ufrag = attr("ice-ufrag"); a.ufrag == "" {
+		return answer{}, errors.New("no ice-ufrag")
+	}
+	var err error
+	if a.fingerprint, err = parseFingerprint(attr("fingerprint")); err != nil {
+		return answer{}, err
+	}
+	switch setup := attr("setup"); setup {
+	case "active", "":
+		// RFC 8842 §5.2: an answer without it means active.
+	case "passive":
+		a.passive = true
+	default:
+		return answer{}, fmt.Errorf("a=setup:%s: an answer is active or passive", setup)
+	}
+	return a, nil
+}
+
+// Ready is closed when the DTLS handshake is done and the answer applied:
+// audio can flow.
 func (p *Peer) Ready() <-chan struct{} { return p.ready }
 
-// Done is closed when the PeerConnection failed or closed: the agent's
-// audio is gone. A bridged call is stopped then (the caller hears the
-// session's own prompts or silence again).
+// Done is closed when the agent's audio is gone: the agent closed it, its
+// network went silent, the handshake failed, or Close. A bridged call is
+// stopped then (the caller hears the session's own prompts or silence
+// again).
 func (p *Peer) Done() <-chan struct{} { return p.done }
 
 // Law is the codec the agent's answer lists first, its preference; false
@@ -245,8 +324,9 @@ func (p *Peer) Law() (media.Law, bool) {
 	return p.laws.preferred, p.laws.ok
 }
 
-// Close ends the PeerConnection and waits for its goroutines. It is safe to
-// call more than once.
+// Close ends the agent's audio path. A handshake not yet put away ends
+// with DTLS close_notify, so the browser knows at once. It is safe to call
+// more than once.
 func (p *Peer) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -254,73 +334,130 @@ func (p *Peer) Close() error {
 		return nil
 	}
 	p.closed = true
-	p.mu.Unlock()
-	if b := p.bridge.Load(); b != nil {
-		b.Stop()
+	leg := p.handshake
+	p.handshake = nil
+	if p.alive != nil {
+		p.alive.Stop()
 	}
-	err := p.pc.GracefulClose()
-	p.wg.Wait()
-	p.finish()
+	p.mu.Unlock()
+	p.finish("closed")
+	if leg != nil {
+		leg.close()
+	}
+	var err error
+	if p.own {
+		err = p.sock.close()
+	} else {
+		p.sock.removePeer(p)
+	}
 	p.e.remove(p)
 	if err != nil {
-		return fmt.Errorf("agent %s: close PeerConnection: %w", p.agent, err)
+		return fmt.Errorf("agent %s: close audio socket: %w", p.agent, err)
 	}
 	return nil
 }
 
-func (p *Peer) stateChanged(s webrtc.PeerConnectionState) {
-	p.log.Info("agent audio", "state", s.String())
-	switch s {
-	case webrtc.PeerConnectionStateConnected:
-		p.mu.Lock()
-		p.connected = true
-		p.checkReady()
-		p.mu.Unlock()
-	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-		p.finish()
-	}
-}
-
-// checkReady closes Ready once both halves are there; p.mu is held.
-func (p *Peer) checkReady() {
-	if p.connected && p.bound {
-		p.readyOnce.Do(func() { close(p.ready) })
-	}
-}
-
-func (p *Peer) finish() {
-	p.doneOnce.Do(func() { close(p.done) })
+// finish marks the path gone (once) and stops a bridged call.
+func (p *Peer) finish(why string) {
+	p.doneOnce.Do(func() {
+		close(p.done)
+		p.cancel()
+		p.log.Info("agent audio", "state", "closed", "reason", why)
+	})
 	if b := p.bridge.Load(); b != nil {
 		b.Stop()
 	}
 }
 
-// readAgent reads the agent's audio for as long as the PeerConnection
-// lives, relaying it to the bridged call, if any.
-func (p *Peer) readAgent(track *webrtc.TrackRemote) {
-	buf := make([]byte, 1500)
-	conv := make([]byte, 1500)
-	var pkt rtp.Packet
-	var stamp *lastStamp
-	if st := p.e.stamps; st != nil {
-		var unwatch func()
-		stamp, unwatch = st.watchSSRC(uint32(track.SSRC()))
-		defer unwatch()
+// checkReady closes Ready once the answer is applied and the keys are
+// there; p.mu is held.
+func (p *Peer) checkReady() {
+	if p.connected && p.laws.ok && !p.closed {
+		p.readyOnce.Do(func() {
+			close(p.ready)
+			p.log.Info("agent audio", "state", "connected")
+		})
 	}
-	for {
-		n, _, err := track.Read(buf)
-		if err != nil {
-			if p.isOver(err) {
-				return
-			}
-			continue // a packet pion could not take (an unknown payload type)
+}
+
+// checkAlive ends the path when the agent sent nothing for too long, and
+// otherwise looks again when it would be too long.
+func (p *Peer) checkAlive() {
+	idle := time.Duration(p.e.now() - p.lastSeen.Load())
+	if idle >= p.e.silence {
+		p.finish(fmt.Sprintf("nothing received for %v", idle.Round(time.Millisecond)))
+		return
+	}
+	p.mu.Lock()
+	if !p.closed {
+		p.alive.Reset(p.e.silence - idle)
+	}
+	p.mu.Unlock()
+}
+
+// check answers a STUN Binding request for this Peer (its USERNAME is ours
+// and theirs) from the socket's reader: a connectivity check while ICE
+// runs, a consent check every few seconds after. A valid one routes its
+// source address to the Peer; the one the browser nominates
+// (USE-CANDIDATE) is where the agent's audio goes.
+func (p *Peer) check(s *socket, m *stun.Message, user string, from netip.AddrPort) {
+	if err := p.integrity.Check(m); err != nil {
+		return // not the browser we offered to (RFC 8445 §7.3 would say 401)
+	}
+	p.mu.Lock()
+	if p.closed || (p.remoteUfrag != "" && user != p.ufrag+":"+p.remoteUfrag) {
+		p.mu.Unlock()
+		return
+	}
+	p.lastSeen.Store(p.e.now())
+	s.route(from, p)
+	if m.Contains(stun.AttrUseCandidate) || !p.remote.IsValid() {
+		if p.remote != from {
+			p.remote = from
+			p.out.Lock()
+			p.out.to = from
+			p.out.Unlock()
 		}
-		if b := p.bridge.Load(); b != nil {
-			var rx time.Time
-			if stamp != nil && n >= 4 {
-				rx = p.e.stamps.received(stamp, uint16(buf[2])<<8|uint16(buf[3]))
-			}
-			b.fromAgent(buf[:n], conv, &pkt, rx)
+		if p.weClient && p.handshake == nil && !p.retired.Load() && !p.connected {
+			p.startDTLS(false)
+		}
+	}
+	p.mu.Unlock()
+
+	res, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
+		p.integrity, stun.Fingerprint)
+	if err != nil {
+		p.log.Warn("agent audio: build a STUN response", "error", err)
+		return
+	}
+	_, _ = s.conn.WriteToUDPAddrPort(res.Raw, from)
+}
+
+// packet is one datagram (not STUN) from an address routed to this Peer,
+// on the socket's reader.
+func (p *Peer) packet(b []byte, rx time.Time, sc *scratch) {
+	p.lastSeen.Store(p.e.now())
+	switch {
+	case b[0] >= 20 && b[0] <= 63:
+		p.dtlsRecord(b)
+	case b[0] >= 128 && b[0] <= 191:
+		if len(b) < 12 || (b[1] >= 192 && b[1] <= 223) {
+			return // RTCP (RFC 5761 §4): the browser's reports, not needed
+		}
+		ctx := p.rx.Load()
+		if ctx == nil {
+			return
+		}
+		plain, err := ctx.DecryptRTP(sc.plain[:], b, &sc.hdr)
+		if err != nil {
+			return // not authentic, replayed, or a key we do not have
+		}
+		if !p.retired.Load() {
+			p.retire()
+		}
+		if br := p.bridge.Load(); br != nil {
+			br.fromAgent(plain, sc.conv[:], &sc.pkt, rx)
 		}
 	}
 }
@@ -330,8 +467,8 @@ func (p *Peer) readAgent(track *webrtc.TrackRemote) {
 func (p *Peer) writeAgent(src media.AudioPacket, law media.Law, payload []byte) error {
 	p.out.Lock()
 	defer p.out.Unlock()
-	if p.out.w == nil {
-		return errNotBound
+	if p.out.tx == nil || !p.out.to.IsValid() {
+		return errNotConnected
 	}
 	seq, ts, m, ok := p.out.stream.Relay(time.Now(), src.SSRC, src.Timestamp, len(payload), src.Marker)
 	if !ok {
@@ -344,7 +481,19 @@ func (p *Peer) writeAgent(src media.AudioPacket, law media.Law, payload []byte) 
 	h.Timestamp = ts
 	h.Marker = m
 	h.SSRC = p.out.ssrc
-	_, err := p.out.w.WriteRTP(h, payload)
+	n, err := h.MarshalTo(p.out.plain[:])
+	if err != nil {
+		return err
+	}
+	if n+len(payload) > len(p.out.plain) {
+		return errTooLarge
+	}
+	n += copy(p.out.plain[n:], payload)
+	enc, err := p.out.tx.EncryptRTP(p.out.enc[:0], p.out.plain[:n], h)
+	if err != nil {
+		return err
+	}
+	_, err = p.sock.conn.WriteToUDPAddrPort(enc, p.out.to)
 	return err
 }
 
@@ -355,41 +504,7 @@ func (p *Peer) switchAgentStream() {
 	p.out.Unlock()
 }
 
-var errNotBound = errors.New("track to the agent not bound")
-
-// agentTrack is the audio track toward the agent. pion's static tracks
-// bind to one codec and rewrite every packet's payload type to it; this
-// one writes packets numbered by the Peer with the payload type of the law
-// each call needs (any law the answer accepts may be sent, RFC 3264 §5.1).
-type agentTrack struct{ p *Peer }
-
-func (t *agentTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	for _, c := range ctx.CodecParameters() {
-		if c.PayloadType != 0 && c.PayloadType != 8 {
-			continue
-		}
-		p := t.p
-		p.out.Lock()
-		p.out.w = ctx.WriteStream()
-		p.out.ssrc = uint32(ctx.SSRC())
-		p.out.Unlock()
-		p.mu.Lock()
-		p.bound = true
-		p.checkReady()
-		p.mu.Unlock()
-		return c, nil
-	}
-	return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
-}
-
-func (t *agentTrack) Unbind(webrtc.TrackLocalContext) error {
-	t.p.out.Lock()
-	t.p.out.w = nil
-	t.p.out.Unlock()
-	return nil
-}
-
-func (t *agentTrack) ID() string                { return "audio" }
-func (t *agentTrack) RID() string               { return "" }
-func (t *agentTrack) StreamID() string          { return "ivrd" }
-func (t *agentTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+var (
+	errNotConnected = errors.New("agent audio not connected")
+	errTooLarge     = errors.New("packet too large")
+)

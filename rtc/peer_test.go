@@ -175,9 +175,14 @@ func TestAnswerRejected(t *testing.T) {
 	}
 }
 
-// TestAnswerLaws reads the codecs an answer accepts, in its order.
-func TestAnswerLaws(t *testing.T) {
+// TestParseAnswer reads the codecs an answer accepts, in its order, and
+// what ICE and DTLS need, from the audio section or the session; answers
+// without them are refused, naming what is missing.
+func TestParseAnswer(t *testing.T) {
 	const head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+	const fp = "a=fingerprint:sha-256 " +
+		"00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n"
+	const ice = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n"
 	for _, c := range []struct {
 		formats   string
 		preferred media.Law
@@ -189,13 +194,31 @@ func TestAnswerLaws(t *testing.T) {
 		{"8 0", media.ALaw, true, true},
 		{"9 8 101", media.ALaw, false, true},
 	} {
-		l, err := answerLaws(head + "m=audio 9 UDP/TLS/RTP/SAVPF " + c.formats + "\r\n")
+		a, err := parseAnswer(head + "m=audio 9 UDP/TLS/RTP/SAVPF " + c.formats + "\r\n" + ice + fp + "a=setup:active\r\n")
+		l := a.laws
 		if err != nil || !l.ok || l.preferred != c.preferred || l.accepts[media.ULaw] != c.u || l.accepts[media.ALaw] != c.a {
 			t.Errorf("%q: %+v %v", c.formats, l, err)
 		}
+		if a.ufrag != "abcd" || a.passive || len(a.fingerprint.sum) != 32 || a.fingerprint.sum[1] != 0x11 {
+			t.Errorf("%q: ufrag %q passive %v fingerprint %x", c.formats, a.ufrag, a.passive, a.fingerprint.sum)
+		}
 	}
-	if _, err := answerLaws(head + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"); err == nil {
-		t.Error("an answer without audio accepted")
+	// Session-level attributes, and the answerer waiting for our handshake.
+	a, err := parseAnswer(head + ice + fp + "a=setup:passive\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n")
+	if err != nil || a.ufrag != "abcd" || !a.passive {
+		t.Errorf("session-level attributes: %+v %v", a, err)
+	}
+	for _, c := range []struct{ sdp, want string }{
+		{head + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "no audio"},
+		{head + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n" + fp, "ice-ufrag"},
+		{head + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n" + ice, "fingerprint"},
+		{head + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n" + ice + "a=fingerprint:md5 00:11\r\n", "md5"},
+		{head + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n" + ice + "a=fingerprint:sha-256 00:11\r\n", "digest"},
+		{head + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n" + ice + fp + "a=setup:actpass\r\n", "actpass"},
+	} {
+		if _, err := parseAnswer(c.sdp); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("answer %q: %v, want an error naming %s", c.sdp, err, c.want)
+		}
 	}
 }
 

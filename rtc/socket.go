@@ -1,0 +1,164 @@
+package rtc
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/stun/v4"
+
+	"ivrd/media"
+)
+
+// socket is a UDP socket agents' browsers send to: a Peer's own, or the
+// one port every Peer shares. One goroutine reads it and handles each
+// packet on the spot (RFC 7983 tells them apart by the first byte): STUN
+// checks are answered, DTLS goes to its Peer's handshake, SRTP is
+// decrypted and relayed to the bridged caller, RTCP is dropped.
+//
+// A packet reaches a Peer by its source address, once a STUN check from
+// that address proved it knows the Peer's ICE password; the check itself
+// finds its Peer by the ufrag in its USERNAME.
+type socket struct {
+	conn   *net.UDPConn
+	stamps bool // the kernel stamps each packet's arrival
+	log    *slog.Logger
+	done   chan struct{} // closed when the reader returned
+
+	mu      sync.RWMutex
+	byUfrag map[string]*Peer
+	byAddr  map[netip.AddrPort]*Peer
+}
+
+// socketBuffer is the kernel's receive and send room for the socket: the
+// shared port carries every agent (50 packets a second each).
+const socketBuffer = 4 << 20
+
+func newSocket(conn *net.UDPConn, log *slog.Logger) *socket {
+	_ = conn.SetReadBuffer(socketBuffer)
+	_ = conn.SetWriteBuffer(socketBuffer)
+	s := &socket{
+		conn:    conn,
+		stamps:  media.EnableRxStamps(conn) == nil,
+		log:     log,
+		done:    make(chan struct{}),
+		byUfrag: make(map[string]*Peer),
+		byAddr:  make(map[netip.AddrPort]*Peer),
+	}
+	go s.serve()
+	return s
+}
+
+// close closes the socket and waits for its reader.
+func (s *socket) close() error {
+	err := s.conn.Close()
+	<-s.done
+	return err
+}
+
+func (s *socket) addPeer(p *Peer) {
+	s.mu.Lock()
+	s.byUfrag[p.ufrag] = p
+	s.mu.Unlock()
+}
+
+// removePeer forgets p and every address routed to it.
+func (s *socket) removePeer(p *Peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byUfrag[p.ufrag] == p {
+		delete(s.byUfrag, p.ufrag)
+	}
+	for a, q := range s.byAddr {
+		if q == p {
+			delete(s.byAddr, a)
+		}
+	}
+}
+
+// route sends what comes from a to p from now on.
+func (s *socket) route(a netip.AddrPort, p *Peer) {
+	s.mu.RLock()
+	q := s.byAddr[a]
+	s.mu.RUnlock()
+	if q == p {
+		return
+	}
+	s.mu.Lock()
+	s.byAddr[a] = p
+	s.mu.Unlock()
+}
+
+// scratch is a reader's room for one packet at a time.
+type scratch struct {
+	buf   [1500]byte
+	oob   [media.StampOOB]byte
+	plain [1500]byte // decrypted SRTP
+	conv  [1500]byte // converted between laws
+	hdr   rtp.Header
+	pkt   rtp.Packet
+	msg   stun.Message
+}
+
+func (s *socket) serve() {
+	defer close(s.done)
+	sc := new(scratch)
+	for {
+		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(sc.buf[:], sc.oob[:])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP errors surface here on some kernels
+		}
+		if n == 0 {
+			continue
+		}
+		var rx time.Time
+		if s.stamps {
+			rx, _ = media.RxStamp(sc.oob[:oobn])
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		b := sc.buf[:n]
+		if b[0] < 4 { // STUN
+			s.stun(b, from, sc)
+			continue
+		}
+		s.mu.RLock()
+		p := s.byAddr[from]
+		s.mu.RUnlock()
+		if p != nil {
+			p.packet(b, rx, sc)
+		}
+	}
+}
+
+// stun answers a connectivity or consent check for the Peer its USERNAME
+// names ("ourUfrag:theirUfrag"). Anything else STUN is dropped.
+func (s *socket) stun(b []byte, from netip.AddrPort, sc *scratch) {
+	m := &sc.msg
+	m.Raw = append(m.Raw[:0], b...)
+	if err := m.Decode(); err != nil || m.Type != stun.BindingRequest {
+		return
+	}
+	var user stun.Username
+	if err := user.GetFrom(m); err != nil {
+		return
+	}
+	ours, _, ok := strings.Cut(string(user), ":")
+	if !ok {
+		return
+	}
+	s.mu.RLock()
+	p := s.byUfrag[ours]
+	s.mu.RUnlock()
+	if p == nil {
+		return
+	}
+	p.check(s, m, string(user), from)
+}
