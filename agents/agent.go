@@ -198,7 +198,13 @@ func (a *agent) handle(ev any) {
 // peerLost handles the end of the agent's audio path (failed or closed).
 func (a *agent) peerLost() {
 	p := a.peer
-	a.log.Warn("agent audio lost")
+	if a.ring != nil || a.call != nil {
+		a.log.Warn("agent audio lost during a call")
+	} else {
+		// Between calls: the tab closed, or its network went away
+		// (the path logged which).
+		a.log.Info("agent audio lost")
+	}
 	a.peer, a.peerConn = nil, nil
 	_ = p.Close()
 	if a.ring != nil || a.call != nil {

@@ -60,14 +60,15 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-// newEngine returns an engine with short ICE timeouts, closed at the end.
+// newEngine returns an engine with short ICE timeouts (longer than pion's
+// 2 s between keepalives), closed at the end.
 func newEngine(t testing.TB, cfg Config) *Engine {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLog
 	}
 	if cfg.DisconnectedTimeout == 0 {
-		cfg.DisconnectedTimeout = time.Second
+		cfg.DisconnectedTimeout = 2 * time.Second
 		cfg.FailedTimeout = time.Second
 	}
 	e, err := NewEngine(cfg)
@@ -117,6 +118,18 @@ var codecs = []webrtc.RTPCodecParameters{
 // media.ALaw) in that order of preference and sends with the first.
 func newBrowser(t testing.TB, laws ...media.Law) *browser {
 	t.Helper()
+	return newBrowserWith(t, browserOpts{}, laws...)
+}
+
+// browserOpts change a test's browser.
+type browserOpts struct {
+	settings func(*webrtc.SettingEngine) // nil: pion's defaults
+	noRTCP   bool                        // no interceptors: it sends no RTCP
+}
+
+// newBrowserWith is newBrowser with options.
+func newBrowserWith(t testing.TB, o browserOpts, laws ...media.Law) *browser {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	for _, l := range laws {
 		if err := me.RegisterCodec(codecs[l], webrtc.RTPCodecTypeAudio); err != nil {
@@ -124,8 +137,10 @@ func newBrowser(t testing.TB, laws ...media.Law) *browser {
 		}
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
-		t.Fatal(err)
+	if !o.noRTCP {
+		if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
 	if err != nil {
@@ -139,6 +154,9 @@ func newBrowser(t testing.TB, laws ...media.Law) *browser {
 	se.SetIncludeLoopbackCandidate(true)
 	mux := webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("udpmux"), cut)
 	se.SetICEUDPMux(mux)
+	if o.settings != nil {
+		o.settings(&se)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

@@ -254,7 +254,7 @@ func TestDoneWhenBrowserCloses(t *testing.T) {
 }
 
 // TestDoneWhenNetworkDies: the browser's network goes silent (no close):
-// Done fires after the ICE timeouts (here 1 s + 1 s).
+// Done fires after the ICE timeouts (here 2 s + 1 s).
 func TestDoneWhenNetworkDies(t *testing.T) {
 	checkGoroutines(t)
 	e := newEngine(t, Config{})

@@ -1,0 +1,268 @@
+package rtc
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
+	"github.com/pion/webrtc/v4"
+
+	"ivrd/media"
+)
+
+// goroutinesIn counts the goroutines with a frame whose function name
+// contains fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPathGoroutines: an agent's path costs no goroutine of its own once
+// the browser's audio arrives — the shared port's one reader serves every
+// agent, and each handshake's goroutines end (its DTLS connection is put
+// away without a close_notify, so the browser stays connected and the
+// audio flows on). With a port per agent, its reader is the one goroutine.
+func TestPathGoroutines(t *testing.T) {
+	checkGoroutines(t)
+	const agents = 3
+	for _, shared := range []bool{true, false} {
+		t.Run(map[bool]string{true: "shared port", false: "port per agent"}[shared], func(t *testing.T) {
+			cfg := Config{}
+			wantReaders := agents
+			if shared {
+				cfg.UDPPort = freeUDPPort(t)
+				wantReaders = 1
+			}
+			e := newEngine(t, cfg)
+			var peers []*Peer
+			var browsers []*browser
+			for range agents {
+				p := newTestPeer(t, e, "agent")
+				peers = append(peers, p)
+				browsers = append(browsers, connect(t, p, media.ULaw))
+			}
+			if n := goroutinesIn("rtc.(*dtlsLeg).ReadFrom"); n != agents {
+				t.Errorf("shared %v: %d handshakes reading before the agents spoke, want %d", shared, n, agents)
+			}
+			for i, p := range peers {
+				c := newCaller(t, media.ULaw)
+				br, err := p.Bridge(c.sess)
+				if err != nil {
+					t.Fatal(err)
+				}
+				exchange(t, c, browsers[i], 0, 5, markedBoth)
+				br.Stop()
+			}
+			eventually(t, 2*time.Second, "the handshakes to be put away", func() bool {
+				return goroutinesIn("rtc.(*dtlsLeg).ReadFrom") == 0
+			})
+			if n := goroutinesIn("rtc.(*socket).serve"); n != wantReaders {
+				t.Errorf("shared %v: %d socket readers for %d agents, want %d", shared, n, agents, wantReaders)
+			}
+			for i, p := range peers {
+				if !p.retired.Load() {
+					t.Errorf("shared %v: agent %d: handshake not put away", shared, i+1)
+				}
+				select {
+				case <-p.Done():
+					t.Errorf("shared %v: agent %d: Done after the handshake was put away", shared, i+1)
+				default:
+				}
+				// The browser still talks to us: the next call has audio.
+				c := newCaller(t, media.ULaw)
+				br, err := p.Bridge(c.sess)
+				if err != nil {
+					t.Fatal(err)
+				}
+				exchange(t, c, browsers[i], 100, 5, markedBoth)
+				br.Stop()
+			}
+		})
+	}
+}
+
+// TestWeStartDTLS: a browser that answers setup:passive waits for us to
+// start the handshake; the path connects and audio flows both ways.
+func TestWeStartDTLS(t *testing.T) {
+	checkGoroutines(t)
+	e := newEngine(t, Config{})
+	p := newTestPeer(t, e, "agent1")
+	offer, err := p.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowserWith(t, browserOpts{settings: func(se *webrtc.SettingEngine) {
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			t.Fatal(err)
+		}
+	}}, media.ULaw)
+	answer := b.answer(offer)
+	if len(sdpLines(answer, "a=setup:passive")) == 0 {
+		t.Fatalf("the browser's answer is not passive:\n%s", answer)
+	}
+	if err := p.SetAnswer(answer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not Ready within 5 s")
+	}
+	c := newCaller(t, media.ULaw)
+	br, err := p.Bridge(c.sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Stop()
+	agentHeard, callerHeard := exchange(t, c, b, 0, 10, markedBoth)
+	if len(agentHeard) < 9 || len(fromAgent(t, callerHeard)) < 9 {
+		t.Errorf("the agent heard %d packets, the caller %d of the agent's; want ~10 each", len(agentHeard), len(fromAgent(t, callerHeard)))
+	}
+}
+
+// TestWrongCertificate: a browser whose certificate is not the one its
+// answer's fingerprint names is refused: the path never becomes Ready
+// and is Done.
+func TestWrongCertificate(t *testing.T) {
+	checkGoroutines(t)
+	e := newEngine(t, Config{})
+	p := newTestPeer(t, e, "agent1")
+	offer, err := p.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, media.ULaw)
+	answer := b.answer(offer)
+	fp := sdpLines(answer, "a=fingerprint:sha-256 ")
+	if len(fp) == 0 {
+		t.Fatalf("no fingerprint in the answer:\n%s", answer)
+	}
+	// Another digest of the right length.
+	forged := fp[0][:len(fp[0])-2] + map[bool]string{true: "00", false: "01"}[!strings.HasSuffix(fp[0], "00")]
+	if err := p.SetAnswer(strings.Replace(answer, fp[0], forged, 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-p.Ready():
+		t.Fatal("Ready with a certificate the answer did not name")
+	case <-time.After(10 * time.Second):
+		t.Fatal("not Done within 10 s of a forged fingerprint")
+	}
+	select {
+	case <-p.Ready():
+		t.Error("Ready after the handshake was refused")
+	default:
+	}
+}
+
+// TestStrangersIgnored: STUN checks without the Peer's password, and
+// anything from an address no valid check came from, get no answer and
+// change nothing; the agent then connects as usual and audio flows.
+func TestStrangersIgnored(t *testing.T) {
+	checkGoroutines(t)
+	port := freeUDPPort(t)
+	e := newEngine(t, Config{UDPPort: port})
+	p := newTestPeer(t, e, "agent1")
+	offer, err := p.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ufrag := strings.TrimPrefix(sdpLines(offer, "a=ice-ufrag:")[0], "a=ice-ufrag:")
+	stranger, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: loopback, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	send := func(b []byte) {
+		if _, err := stranger.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(pwd string) []byte {
+		m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ufrag+":them"),
+			ice.UseCandidate(), stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Raw
+	}
+	send(check("not the password at all"))
+	send([]byte{0, 1, 0, 8})                                          // a truncated STUN header
+	send([]byte{22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3}) // DTLS
+	send(append([]byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}, make([]byte, 160)...))
+	send([]byte{0x81, 200, 0, 1})
+	_ = stranger.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := stranger.Read(make([]byte, 1500)); err == nil {
+		t.Fatalf("a stranger got %d bytes back", n)
+	}
+	p.mu.Lock()
+	remote := p.remote
+	p.mu.Unlock()
+	if remote.IsValid() {
+		t.Errorf("a check without the password set the agent's address to %v", remote)
+	}
+	b := newBrowser(t, media.ULaw)
+	if err := p.SetAnswer(b.answer(offer)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not Ready")
+	}
+	<-b.up
+	c := newCaller(t, media.ULaw)
+	br, err := p.Bridge(c.sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Stop()
+	exchange(t, c, b, 0, 5, markedBoth)
+	// A check with the password but another ufrag pair after the answer
+	// is not the agent's either.
+	send(check(strings.TrimPrefix(sdpLines(offer, "a=ice-pwd:")[0], "a=ice-pwd:")))
+	_ = stranger.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := stranger.Read(make([]byte, 1500)); err == nil {
+		t.Fatalf("a check naming another browser's ufrag got %d bytes back", n)
+	}
+}
+
+// TestConsentKeepsAlive: a connected agent who sends no audio stays
+// connected on the browser's consent checks alone (no RTCP either), past
+// the ICE timeouts.
+func TestConsentKeepsAlive(t *testing.T) {
+	checkGoroutines(t)
+	e := newEngine(t, Config{DisconnectedTimeout: 2 * time.Second, FailedTimeout: time.Second})
+	p := newTestPeer(t, e, "agent1")
+	b := newBrowserWith(t, browserOpts{noRTCP: true}, media.ULaw)
+	offer, err := p.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetAnswer(b.answer(offer)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not Ready")
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("Done while the browser's consent checks came")
+	case <-time.After(7 * time.Second):
+	}
+}
