@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"encoding/binary"
 	"log/slog"
 	"net"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 
 	"ivrd/media"
 )
@@ -19,16 +19,37 @@ import (
 //
 // A connected Peer and browser; the browser's network is then cut so that
 // its side (which allocates per packet, as browsers do) costs nothing: the
-// server's packets still go through SRTP and out of its socket. The caller
-// is a socket that never reads.
+// server's packets still go through SRTP and out of its socket. The
+// agent's packets are taken as the socket's reader takes them (SRTP
+// decrypted, then relayed), from a ring encrypted beforehand under a key
+// the rig gives the Peer. The caller is a socket that never reads.
 
 // relayRig is a bridged call whose two directions can be driven directly.
 type relayRig struct {
 	br      *Bridge
+	p       *Peer
 	fromPBX media.AudioPacket // the caller's packet, as the session hands it over
-	agent   []byte            // an RTP packet from the agent, decrypted
-	conv    []byte
-	pkt     rtp.Packet
+
+	// The agent's packets, SRTP under a key the rig gave the Peer: one
+	// for each sequence number, so none is a replay.
+	agent [][]byte
+	next  int
+	key   [16]byte
+	salt  [12]byte // AES-GCM's
+	sc    scratch
+}
+
+// agentProfile is the SRTP profile of the rig's agent packets.
+const agentProfile = srtp.ProtectionProfileAeadAes128Gcm
+
+// agentKeys gives the Peer a fresh receive context under the rig's key
+// (a new rollover count when the sequence numbers wrap).
+func (r *relayRig) agentKeys(tb testing.TB) {
+	rx, err := srtp.CreateContext(r.key[:], r.salt[:], agentProfile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.p.rx.Store(rx)
 }
 
 func newRelayRig(tb testing.TB, callerLaw media.Law, agentLaws ...media.Law) *relayRig {
@@ -57,19 +78,33 @@ func newRelayRig(tb testing.TB, callerLaw media.Law, agentLaws ...media.Law) *re
 		tb.Fatal(err)
 	}
 	tb.Cleanup(br.Stop)
-	agent, err := (&rtp.Packet{
-		Header:  rtp.Header{Version: 2, PayloadType: agentLaws[0].PayloadType(), SequenceNumber: 1, Timestamp: 1, SSRC: 77},
-		Payload: marked(1, media.FrameSamples),
-	}).Marshal()
+	r := &relayRig{
+		br:      br,
+		p:       p,
+		fromPBX: media.AudioPacket{SSRC: 5, Sequence: 1, Timestamp: 1, Payload: marked(2, media.FrameSamples)},
+		agent:   make([][]byte, 1<<16),
+	}
+	for i := range r.key {
+		r.key[i] = byte(i + 1)
+	}
+	tx, err := srtp.CreateContext(r.key[:], r.salt[:], agentProfile)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &relayRig{
-		br:      br,
-		fromPBX: media.AudioPacket{SSRC: 5, Sequence: 1, Timestamp: 1, Payload: marked(2, media.FrameSamples)},
-		agent:   agent,
-		conv:    make([]byte, 1500),
+	for i := range r.agent {
+		plain, err := (&rtp.Packet{
+			Header:  rtp.Header{Version: 2, PayloadType: agentLaws[0].PayloadType(), SequenceNumber: uint16(i), Timestamp: uint32(i * media.FrameSamples), SSRC: 77},
+			Payload: marked(1, media.FrameSamples),
+		}).Marshal()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if r.agent[i], err = tx.EncryptRTP(nil, plain, nil); err != nil {
+			tb.Fatal(err)
+		}
 	}
+	r.agentKeys(tb)
+	return r
 }
 
 // callerPacket relays the caller's next packet to the agent.
@@ -79,11 +114,15 @@ func (r *relayRig) callerPacket() {
 	r.br.fromCaller(r.fromPBX)
 }
 
-// agentPacket relays the agent's next packet to the caller.
+// agentPacket takes the agent's next packet as the socket's reader does:
+// SRTP decrypted, then relayed to the caller.
 func (r *relayRig) agentPacket() {
-	binary.BigEndian.PutUint16(r.agent[2:], binary.BigEndian.Uint16(r.agent[2:])+1)
-	binary.BigEndian.PutUint32(r.agent[4:], binary.BigEndian.Uint32(r.agent[4:])+media.FrameSamples)
-	r.br.fromAgent(r.agent, r.conv, &r.pkt, time.Time{})
+	if r.next == len(r.agent) {
+		r.next = 0
+		r.agentKeys(nil)
+	}
+	r.p.packet(r.agent[r.next], time.Time{}, &r.sc)
+	r.next++
 }
 
 func BenchmarkRelayCallerToAgent(b *testing.B) {
