@@ -290,12 +290,12 @@ func (l *dtlsLeg) WriteTo(b []byte, _ net.Addr) (int, error) {
 		return len(b), nil
 	}
 	l.p.out.Lock()
-	to := l.p.out.to
+	to, s := l.p.out.to, l.p.out.sock
 	l.p.out.Unlock()
 	if !to.IsValid() {
 		return 0, errNotConnected
 	}
-	return l.p.sock.conn.WriteToUDPAddrPort(b, to)
+	return s.conn.WriteToUDPAddrPort(b, to)
 }
 
 func (l *dtlsLeg) addr() net.Addr {
@@ -309,7 +309,7 @@ func (l *dtlsLeg) Close() error {
 	return nil
 }
 
-func (l *dtlsLeg) LocalAddr() net.Addr { return l.p.sock.conn.LocalAddr() }
+func (l *dtlsLeg) LocalAddr() net.Addr { return l.p.socks[0].conn.LocalAddr() }
 
 func (l *dtlsLeg) SetDeadline(t time.Time) error { return l.SetReadDeadline(t) }
 

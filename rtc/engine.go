@@ -63,9 +63,9 @@ type Config struct {
 type Engine struct {
 	log     *slog.Logger
 	logs    pionLogs
-	listen  net.IP
 	network string   // udp4 or udp6
-	addrs   []net.IP // written into the candidates
+	binds   []net.IP // each agent's path has a socket on each (one port each)
+	public  net.IP   // written into the candidates instead; nil: the bound address
 	portMin uint16
 	portMax uint16
 	silence time.Duration // nothing from the agent this long: lost
@@ -74,7 +74,7 @@ type Engine struct {
 	cert        tls.Certificate
 	fingerprint string // of cert: "sha-256 AB:CD:…"
 
-	mux *socket // nil unless Config.UDPPort
+	mux []*socket // the shared port on each bind address; nil unless Config.UDPPort
 
 	mu     sync.Mutex
 	peers  map[*Peer]struct{}
@@ -115,7 +115,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if listen.To4() == nil {
 		network = "udp6"
 	}
-	addrs, err := candidateAddrs(listen, cfg.PublicIP, network)
+	binds, err := bindAddrs(listen, cfg.PublicIP, network)
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +128,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{
 		log:         log,
 		logs:        pionLogs{log: log},
-		listen:      listen,
 		network:     network,
-		addrs:       addrs,
+		binds:       binds,
+		public:      cfg.PublicIP,
 		portMin:     cfg.PortMin,
 		portMax:     cfg.PortMax,
 		silence:     disconnected + failed,
@@ -140,23 +140,28 @@ func NewEngine(cfg Config) (*Engine, error) {
 		peers:       make(map[*Peer]struct{}),
 	}
 	if cfg.UDPPort > 0 {
-		conn, err := net.ListenUDP(network, &net.UDPAddr{IP: listen, Port: cfg.UDPPort})
-		if err != nil {
-			return nil, fmt.Errorf("rtc: agents' UDP port %d: %w", cfg.UDPPort, err)
+		for _, ip := range binds {
+			conn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip, Port: cfg.UDPPort})
+			if err != nil {
+				e.closeMux()
+				return nil, fmt.Errorf("rtc: agents' UDP port %d on %v: %w", cfg.UDPPort, ip, err)
+			}
+			e.mux = append(e.mux, newSocket(conn, e.log))
 		}
-		e.mux = newSocket(conn, e.log)
 	}
 	return e, nil
 }
 
-// candidateAddrs are the addresses the offers name: the public one, or
-// the one listened on, or — listening on every interface — each
-// interface's address of the family (loopback and link-local left out).
-func candidateAddrs(listen, public net.IP, network string) ([]net.IP, error) {
-	if public != nil {
-		return []net.IP{public}, nil
-	}
-	if !listen.IsUnspecified() {
+// bindAddrs are the addresses an agent's sockets bind to: the one
+// listened on; or, listening on every interface, each interface's address
+// of the family (loopback and link-local left out), a socket on each, so
+// that every reply leaves from the address the browser sent to (a socket
+// on the wildcard address answers from whichever address the route
+// picks, and the browser drops answers from an address it did not check).
+// Behind a 1:1 NAT (public set) the wildcard stays one socket: the
+// candidates name the public address, and the host has one route out.
+func bindAddrs(listen, public net.IP, network string) ([]net.IP, error) {
+	if public != nil || !listen.IsUnspecified() {
 		return []net.IP{listen}, nil
 	}
 	ifaddrs, err := net.InterfaceAddrs()
@@ -191,24 +196,49 @@ func colonHex(sum [32]byte) string {
 	return b.String()
 }
 
-// MuxAddr is the shared UDP port's address, or nil without one.
+// MuxAddr is the shared UDP port's (first) address, or nil without one.
 func (e *Engine) MuxAddr() net.Addr {
 	if e.mux == nil {
 		return nil
 	}
-	return e.mux.conn.LocalAddr()
+	return e.mux[0].conn.LocalAddr()
 }
 
-// socketFor returns the socket a new Peer uses: the shared one, or one of
-// its own on a port from the range.
-func (e *Engine) socketFor() (*socket, error) {
-	if e.mux != nil {
-		return e.mux, nil
+// closeMux closes the shared port's sockets.
+func (e *Engine) closeMux() error {
+	var errs []error
+	for _, s := range e.mux {
+		errs = append(errs, s.close())
 	}
-	if e.portMax == 0 {
-		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: e.listen})
+	return errors.Join(errs...)
+}
+
+// socketsFor returns the sockets a new Peer uses, one per bind address:
+// the shared port's, or its own, each on a port from the range.
+func (e *Engine) socketsFor() (socks []*socket, own bool, err error) {
+	if e.mux != nil {
+		return e.mux, false, nil
+	}
+	for _, ip := range e.binds {
+		s, err := e.bindOwn(ip)
 		if err != nil {
-			return nil, fmt.Errorf("rtc: bind an agent's UDP port: %w", err)
+			for _, s := range socks {
+				_ = s.close()
+			}
+			return nil, false, err
+		}
+		socks = append(socks, s)
+	}
+	return socks, true, nil
+}
+
+// bindOwn binds a socket on ip at a port from the range (any port without
+// one).
+func (e *Engine) bindOwn(ip net.IP) (*socket, error) {
+	if e.portMax == 0 {
+		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: ip})
+		if err != nil {
+			return nil, fmt.Errorf("rtc: bind an agent's UDP port on %v: %w", ip, err)
 		}
 		return newSocket(conn, e.log), nil
 	}
@@ -218,12 +248,20 @@ func (e *Engine) socketFor() (*socket, error) {
 	start := rand.IntN(n)
 	for i := range n {
 		port := int(e.portMin) + (start+i)%n
-		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: e.listen, Port: port})
+		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: ip, Port: port})
 		if err == nil {
 			return newSocket(conn, e.log), nil
 		}
 	}
-	return nil, fmt.Errorf("rtc: no free UDP port in %d-%d for an agent", e.portMin, e.portMax)
+	return nil, fmt.Errorf("rtc: no free UDP port in %d-%d on %v for an agent", e.portMin, e.portMax, ip)
+}
+
+// advertised is the address a candidate names for a socket bound to ip.
+func (e *Engine) advertised(ip net.IP) net.IP {
+	if e.public != nil {
+		return e.public
+	}
+	return ip
 }
 
 // Close closes every Peer still open and the shared port.
@@ -238,10 +276,7 @@ func (e *Engine) Close() error {
 	for _, p := range peers {
 		_ = p.Close()
 	}
-	if e.mux != nil {
-		return e.mux.close()
-	}
-	return nil
+	return e.closeMux()
 }
 
 func (e *Engine) add(p *Peer) error {

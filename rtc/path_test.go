@@ -29,6 +29,16 @@ func goroutinesIn(fn string) int {
 	return n
 }
 
+// talk has the caller and the agent talk n packets each and checks that
+// each heard the other (a packet may be in flight still).
+func talk(t *testing.T, c *caller, b *browser, first, n int) {
+	t.Helper()
+	agentHeard, callerHeard := exchange(t, c, b, first, n, markedBoth)
+	if a, c := len(agentHeard), len(fromAgent(t, callerHeard)); a < n-1 || c < n-1 {
+		t.Errorf("the agent heard %d packets of the caller, the caller %d of the agent; want %d each", a, c, n)
+	}
+}
+
 // TestPathGoroutines: an agent's path costs no goroutine of its own once
 // the browser's audio arrives — the shared port's one reader serves every
 // agent, and each handshake's goroutines end (its DTLS connection is put
@@ -62,7 +72,7 @@ func TestPathGoroutines(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				exchange(t, c, browsers[i], 0, 5, markedBoth)
+				talk(t, c, browsers[i], 0, 5)
 				br.Stop()
 			}
 			eventually(t, 2*time.Second, "the handshakes to be put away", func() bool {
@@ -86,7 +96,7 @@ func TestPathGoroutines(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				exchange(t, c, browsers[i], 100, 5, markedBoth)
+				talk(t, c, browsers[i], 100, 5)
 				br.Stop()
 			}
 		})
@@ -230,7 +240,7 @@ func TestStrangersIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer br.Stop()
-	exchange(t, c, b, 0, 5, markedBoth)
+	talk(t, c, b, 0, 5)
 	// A check with the password but another ufrag pair after the answer
 	// is not the agent's either.
 	send(check(strings.TrimPrefix(sdpLines(offer, "a=ice-pwd:")[0], "a=ice-pwd:")))
@@ -265,4 +275,53 @@ func TestConsentKeepsAlive(t *testing.T) {
 		t.Fatal("Done while the browser's consent checks came")
 	case <-time.After(7 * time.Second):
 	}
+}
+
+// TestEveryInterface: listening on 0.0.0.0 the offer names each
+// interface's IPv4 address (not loopback), and a browser connects to them.
+func TestEveryInterface(t *testing.T) {
+	checkGoroutines(t)
+	var want []string
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			want = append(want, ipn.IP.String())
+		}
+	}
+	if len(want) == 0 {
+		t.Skip("no interface with an IPv4 address but loopback")
+	}
+	e := newEngine(t, Config{ListenIP: net.IPv4zero})
+	p := newTestPeer(t, e, "agent1")
+	offer, err := p.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range sdpLines(offer, "a=candidate:") {
+		got = append(got, strings.Fields(c)[4])
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("candidates on %v, want the interfaces' %v:\n%s", got, want, offer)
+	}
+	b := newBrowser(t, media.ULaw)
+	if err := p.SetAnswer(b.answer(offer)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not Ready through the interface's address")
+	}
+	<-b.up
+	c := newCaller(t, media.ULaw)
+	br, err := p.Bridge(c.sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Stop()
+	talk(t, c, b, 0, 5)
 }

@@ -41,8 +41,8 @@ type Peer struct {
 	e     *Engine
 	agent string
 	log   *slog.Logger
-	sock  *socket
-	own   bool // sock is the Peer's own, closed with it
+	socks []*socket // one per bound address: the shared port's, or its own
+	own   bool      // socks are the Peer's own, closed with it
 
 	ufrag, pwd string
 	integrity  stun.MessageIntegrity // of pwd: checks the browser's requests, signs our responses
@@ -79,8 +79,9 @@ type Peer struct {
 	out struct {
 		sync.Mutex
 		stream *media.SendStream
-		tx     *srtp.Context // nil until DTLS is done
-		to     netip.AddrPort
+		tx     *srtp.Context  // nil until DTLS is done
+		to     netip.AddrPort // the agent's nominated address
+		sock   *socket        // the socket its checks came to
 		ssrc   uint32
 		hdr    rtp.Header
 		plain  [1500]byte
@@ -122,15 +123,17 @@ func (e *Engine) NewPeer(agentID string, log *slog.Logger) (*Peer, error) {
 		p.cancel()
 		return nil, err
 	}
-	sock, err := e.socketFor()
+	socks, own, err := e.socketsFor()
 	if err != nil {
 		e.remove(p)
 		p.cancel()
 		return nil, fmt.Errorf("agent %s: %w", agentID, err)
 	}
-	p.sock, p.own = sock, sock != e.mux
+	p.socks, p.own = socks, own
 	p.offer = p.makeOffer()
-	sock.addPeer(p)
+	for _, s := range socks {
+		s.addPeer(p)
+	}
 	return p, nil
 }
 
@@ -160,12 +163,15 @@ func (p *Peer) Offer(context.Context) (string, error) {
 }
 
 func (p *Peer) makeOffer() string {
-	port := p.sock.conn.LocalAddr().(*net.UDPAddr).Port
+	local := func(s *socket) (net.IP, int) {
+		a := s.conn.LocalAddr().(*net.UDPAddr)
+		return p.e.advertised(a.IP), a.Port
+	}
+	first, port := local(p.socks[0])
 	ipv := "IP4"
 	if p.e.network == "udp6" {
 		ipv = "IP6"
 	}
-	first := p.e.addrs[0].String()
 	var b strings.Builder
 	line := func(format string, a ...any) {
 		fmt.Fprintf(&b, format, a...)
@@ -192,9 +198,10 @@ func (p *Peer) makeOffer() string {
 	line("a=msid:ivrd audio")
 	line("a=ssrc:%d cname:ivrd", p.out.ssrc)
 	line("a=ssrc:%d msid:ivrd audio", p.out.ssrc)
-	for i, ip := range p.e.addrs {
+	for i, s := range p.socks {
 		// Host candidates, the highest priority a host can have (RFC
 		// 8445 §5.1.2.1: type preference 126, local preference 65535).
+		ip, port := local(s)
 		line("a=candidate:%d 1 udp %d %s %d typ host", i+1, 126<<24|(65535-i)<<8|255, ip, port)
 	}
 	line("a=end-of-candidates")
@@ -344,14 +351,16 @@ func (p *Peer) Close() error {
 	if leg != nil {
 		leg.close()
 	}
-	var err error
-	if p.own {
-		err = p.sock.close()
-	} else {
-		p.sock.removePeer(p)
+	var errs []error
+	for _, s := range p.socks {
+		if p.own {
+			errs = append(errs, s.close())
+		} else {
+			s.removePeer(p)
+		}
 	}
 	p.e.remove(p)
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("agent %s: close audio socket: %w", p.agent, err)
 	}
 	return nil
@@ -415,7 +424,7 @@ func (p *Peer) check(s *socket, m *stun.Message, user string, from netip.AddrPor
 		if p.remote != from {
 			p.remote = from
 			p.out.Lock()
-			p.out.to = from
+			p.out.to, p.out.sock = from, s
 			p.out.Unlock()
 		}
 		if p.weClient && p.handshake == nil && !p.retired.Load() && !p.connected {
@@ -493,7 +502,7 @@ func (p *Peer) writeAgent(src media.AudioPacket, law media.Law, payload []byte) 
 	if err != nil {
 		return err
 	}
-	_, err = p.sock.conn.WriteToUDPAddrPort(enc, p.out.to)
+	_, err = p.out.sock.conn.WriteToUDPAddrPort(enc, p.out.to)
 	return err
 }
 
