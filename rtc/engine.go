@@ -146,7 +146,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 				e.closeMux()
 				return nil, fmt.Errorf("rtc: agents' UDP port %d on %v: %w", cfg.UDPPort, ip, err)
 			}
-			e.mux = append(e.mux, newSocket(conn, e.log))
+			e.mux = append(e.mux, newSocket(conn, sharedBatch, e.log))
 		}
 	}
 	return e, nil
@@ -240,7 +240,7 @@ func (e *Engine) bindOwn(ip net.IP) (*socket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rtc: bind an agent's UDP port on %v: %w", ip, err)
 		}
-		return newSocket(conn, e.log), nil
+		return newSocket(conn, ownBatch, e.log), nil
 	}
 	// From a random place in the range on, so ports just released (and
 	// the browsers' last packets to them) are not taken again at once.
@@ -250,7 +250,7 @@ func (e *Engine) bindOwn(ip net.IP) (*socket, error) {
 		port := int(e.portMin) + (start+i)%n
 		conn, err := net.ListenUDP(e.network, &net.UDPAddr{IP: ip, Port: port})
 		if err == nil {
-			return newSocket(conn, e.log), nil
+			return newSocket(conn, ownBatch, e.log), nil
 		}
 	}
 	return nil, fmt.Errorf("rtc: no free UDP port in %d-%d on %v for an agent", e.portMin, e.portMax, ip)

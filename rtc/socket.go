@@ -16,8 +16,8 @@ import (
 )
 
 // socket is a UDP socket agents' browsers send to: a Peer's own, or the
-// one port every Peer shares. One goroutine reads it and handles each
-// packet on the spot (RFC 7983 tells them apart by the first byte): STUN
+// one port every Peer shares. One goroutine reads it (the shared port a
+// batch at a time, recvmmsg) and handles each packet on the spot (RFC 7983 tells them apart by the first byte): STUN
 // checks are answered, DTLS goes to its Peer's handshake, SRTP is
 // decrypted and relayed to the bridged caller, RTCP is dropped.
 //
@@ -25,10 +25,10 @@ import (
 // that address proved it knows the Peer's ICE password; the check itself
 // finds its Peer by the ufrag in its USERNAME.
 type socket struct {
-	conn   *net.UDPConn
-	stamps bool // the kernel stamps each packet's arrival
-	log    *slog.Logger
-	done   chan struct{} // closed when the reader returned
+	conn  *net.UDPConn
+	batch int // datagrams read at once
+	log   *slog.Logger
+	done  chan struct{} // closed when the reader returned
 
 	mu      sync.RWMutex
 	byUfrag map[string]*Peer
@@ -39,12 +39,24 @@ type socket struct {
 // shared port carries every agent (50 packets a second each).
 const socketBuffer = 4 << 20
 
-func newSocket(conn *net.UDPConn, log *slog.Logger) *socket {
+// Datagrams read at once: the shared port's reader takes up to
+// sharedBatch (48 KB of buffers, once); an agent's own port carries 50
+// packets a second and reads them one by one.
+const (
+	sharedBatch = 32
+	ownBatch    = 1
+)
+
+// newSocket starts reading conn, batch datagrams at a time at most. The
+// kernel stamps each datagram's arrival (media.EnableRxStamps), for the
+// relay latency.
+func newSocket(conn *net.UDPConn, batch int, log *slog.Logger) *socket {
 	_ = conn.SetReadBuffer(socketBuffer)
 	_ = conn.SetWriteBuffer(socketBuffer)
+	_ = media.EnableRxStamps(conn)
 	s := &socket{
 		conn:    conn,
-		stamps:  media.EnableRxStamps(conn) == nil,
+		batch:   batch,
 		log:     log,
 		done:    make(chan struct{}),
 		byUfrag: make(map[string]*Peer),
@@ -96,8 +108,6 @@ func (s *socket) route(a netip.AddrPort, p *Peer) {
 
 // scratch is a reader's room for one packet at a time.
 type scratch struct {
-	buf   [1500]byte
-	oob   [media.StampOOB]byte
 	plain [1500]byte // decrypted SRTP
 	conv  [1500]byte // converted between laws
 	hdr   rtp.Header
@@ -107,34 +117,40 @@ type scratch struct {
 
 func (s *socket) serve() {
 	defer close(s.done)
+	rd, err := newBatchReader(s.conn, s.batch)
+	if err != nil {
+		s.log.Error("agents' audio socket unreadable", "error", err)
+		return
+	}
 	sc := new(scratch)
 	for {
-		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(sc.buf[:], sc.oob[:])
+		n, err := rd.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // ICMP errors surface here on some kernels
 		}
-		if n == 0 {
-			continue
+		for i := range n {
+			b, from, rx := rd.packet(i)
+			if len(b) > 0 && from.IsValid() {
+				s.handle(b, from, rx, sc)
+			}
 		}
-		var rx time.Time
-		if s.stamps {
-			rx, _ = media.RxStamp(sc.oob[:oobn])
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		b := sc.buf[:n]
-		if b[0] < 4 { // STUN
-			s.stun(b, from, sc)
-			continue
-		}
-		s.mu.RLock()
-		p := s.byAddr[from]
-		s.mu.RUnlock()
-		if p != nil {
-			p.packet(b, rx, sc)
-		}
+	}
+}
+
+// handle takes one datagram from the browser at from.
+func (s *socket) handle(b []byte, from netip.AddrPort, rx time.Time, sc *scratch) {
+	if b[0] < 4 { // STUN
+		s.stun(b, from, sc)
+		return
+	}
+	s.mu.RLock()
+	p := s.byAddr[from]
+	s.mu.RUnlock()
+	if p != nil {
+		p.packet(b, rx, sc)
 	}
 }
 
