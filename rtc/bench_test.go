@@ -3,6 +3,7 @@ package rtc
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ type relayRig struct {
 	// for each sequence number, so none is a replay.
 	agent [][]byte
 	next  int
+	sock  *socket        // where they arrive
+	from  netip.AddrPort // from the browser's address, as routed
 	key   [16]byte
 	salt  [12]byte // AES-GCM's
 	sc    scratch
@@ -103,6 +106,9 @@ func newRelayRig(tb testing.TB, callerLaw media.Law, agentLaws ...media.Law) *re
 			tb.Fatal(err)
 		}
 	}
+	p.out.Lock()
+	r.sock, r.from = p.out.sock, p.out.to
+	p.out.Unlock()
 	r.agentKeys(tb)
 	return r
 }
@@ -121,7 +127,7 @@ func (r *relayRig) agentPacket() {
 		r.next = 0
 		r.agentKeys(nil)
 	}
-	r.p.packet(r.agent[r.next], time.Time{}, &r.sc)
+	r.p.packet(r.sock, r.agent[r.next], r.from, true, time.Time{}, &r.sc)
 	r.next++
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,4 +326,132 @@ func TestEveryInterface(t *testing.T) {
 	}
 	defer br.Stop()
 	talk(t, c, b, 0, 5)
+}
+
+// nat stands for the agent's NAT: the browser sends to its front port, and
+// it forwards to the server from an outer socket; rebind swaps the outer
+// socket for a new one, as a NAT whose mapping timed out does, and what
+// the server still sends to the old one is lost.
+type nat struct {
+	t      *testing.T
+	front  *net.UDPConn
+	server *net.UDPAddr
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	outer   *net.UDPConn
+	browser net.Addr // learned from its first packet
+}
+
+func newNAT(t *testing.T, server *net.UDPAddr) *nat {
+	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &nat{t: t, front: front, server: server}
+	n.rebind()
+	n.wg.Add(1)
+	go func() { // browser → server, from the outer socket of the moment
+		defer n.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := front.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.browser = from
+			outer := n.outer
+			n.mu.Unlock()
+			_, _ = outer.WriteTo(buf[:k], n.server)
+		}
+	}()
+	t.Cleanup(func() {
+		front.Close()
+		n.mu.Lock()
+		n.outer.Close()
+		n.mu.Unlock()
+		n.wg.Wait()
+	})
+	return n
+}
+
+// rebind gives the browser's traffic a new outer port.
+func (n *nat) rebind() {
+	outer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.mu.Lock()
+	old := n.outer
+	n.outer = outer
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	n.wg.Add(1)
+	go func() { // server → browser, while this mapping lives
+		defer n.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			k, _, err := outer.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			to := n.browser
+			n.mu.Unlock()
+			if to != nil {
+				_, _ = n.front.WriteTo(buf[:k], to)
+			}
+		}
+	}()
+}
+
+// TestNATRebinding: mid-call the agent's NAT gives its traffic a new
+// port. The agent's SRTP from the new address is authentic, so ivrd sends
+// the caller's audio there at once; the agent does not go deaf waiting
+// for a check that would move it.
+func TestNATRebinding(t *testing.T) {
+	checkGoroutines(t)
+	port := freeUDPPort(t)
+	e := newEngine(t, Config{UDPPort: port})
+	n := newNAT(t, &net.UDPAddr{IP: loopback, Port: port})
+	p := newTestPeer(t, e, "agent1")
+	offer, err := p.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The browser sees the NAT's front port as the server's.
+	front := strconv.Itoa(n.front.LocalAddr().(*net.UDPAddr).Port)
+	offer = strings.ReplaceAll(offer, " "+strconv.Itoa(port)+" typ host", " "+front+" typ host")
+	offer = strings.Replace(offer, "m=audio "+strconv.Itoa(port)+" ", "m=audio "+front+" ", 1)
+	b := newBrowser(t, media.ULaw)
+	if err := p.SetAnswer(b.answer(offer)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not Ready through the NAT")
+	}
+	<-b.up
+	c := newCaller(t, media.ULaw)
+	br, err := p.Bridge(c.sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Stop()
+	talk(t, c, b, 0, 5)
+
+	n.rebind()
+	// Well within the browser's 2 s between keepalives: only its audio
+	// tells ivrd where it is now.
+	agentHeard, callerHeard := exchange(t, c, b, 100, 10, markedBoth)
+	if len(fromAgent(t, callerHeard)) < 9 {
+		t.Errorf("after the rebinding the caller heard %d of the agent's 10 packets", len(fromAgent(t, callerHeard)))
+	}
+	if len(agentHeard) < 5 {
+		t.Errorf("after the rebinding the agent heard %d of the caller's 10 packets: ivrd kept sending to the old port", len(agentHeard))
+	}
 }

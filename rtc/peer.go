@@ -52,8 +52,9 @@ type Peer struct {
 	readyOnce, doneOnce sync.Once
 	answered            chan struct{} // closed by SetAnswer
 
-	lastSeen atomic.Int64 // Engine.now of the agent's last packet
-	retired  atomic.Bool  // DTLS put away: the agent's SRTP proved it complete
+	lastSeen atomic.Int64  // Engine.now of the agent's last packet
+	inSSRC   atomic.Uint64 // the agent's SSRC | 1<<32 once known
+	retired  atomic.Bool   // DTLS put away: the agent's SRTP proved it complete
 
 	// ctx ends with the path (finish): it bounds the handshake.
 	ctx    context.Context
@@ -443,13 +444,19 @@ func (p *Peer) check(s *socket, m *stun.Message, user string, from netip.AddrPor
 	_, _ = s.conn.WriteToUDPAddrPort(res.Raw, from)
 }
 
-// packet is one datagram (not STUN) from an address routed to this Peer,
-// on the socket's reader.
-func (p *Peer) packet(b []byte, rx time.Time, sc *scratch) {
-	p.lastSeen.Store(p.e.now())
+// packet is one datagram (not STUN) for this Peer, on the socket's
+// reader: from an address a valid check routed to it, or (routed false)
+// SRTP with the SSRC the agent sends with, from an address not seen
+// before, which counts only if it decrypts.
+func (p *Peer) packet(s *socket, b []byte, from netip.AddrPort, routed bool, rx time.Time, sc *scratch) {
+	if routed {
+		p.lastSeen.Store(p.e.now())
+	}
 	switch {
 	case b[0] >= 20 && b[0] <= 63:
-		p.dtlsRecord(b)
+		if routed {
+			p.dtlsRecord(b)
+		}
 	case b[0] >= 128 && b[0] <= 191:
 		if len(b) < 12 || (b[1] >= 192 && b[1] <= 223) {
 			return // RTCP (RFC 5761 §4): the browser's reports, not needed
@@ -462,12 +469,46 @@ func (p *Peer) packet(b []byte, rx time.Time, sc *scratch) {
 		if err != nil {
 			return // not authentic, replayed, or a key we do not have
 		}
+		if !routed {
+			p.lastSeen.Store(p.e.now())
+		}
 		if !p.retired.Load() {
 			p.retire()
 		}
+		p.follow(s, from, sc.hdr.SSRC)
 		if br := p.bridge.Load(); br != nil {
 			br.fromAgent(plain, sc.conv[:], &sc.pkt, rx)
 		}
+	}
+}
+
+// follow sends the agent's audio where its authentic SRTP comes from, as
+// SIP's symmetric RTP does: a NAT that gives the browser a new port
+// mid-call (its mapping timed out, or was rebound) would otherwise leave
+// the agent hearing nothing until its next nominating check, which need
+// not come. The socket learns the agent's SSRC, so SRTP from an address
+// it has not seen finds this Peer (socket.handle).
+func (p *Peer) follow(s *socket, from netip.AddrPort, ssrc uint32) {
+	if p.inSSRC.Load() != uint64(ssrc)|1<<32 {
+		p.inSSRC.Store(uint64(ssrc) | 1<<32)
+		s.learnSSRC(ssrc, p)
+	}
+	p.out.Lock()
+	moved := p.out.to != from || p.out.sock != s
+	if moved {
+		p.out.to, p.out.sock = from, s
+	}
+	p.out.Unlock()
+	if !moved {
+		return
+	}
+	s.route(from, p)
+	p.mu.Lock()
+	old := p.remote
+	p.remote = from
+	p.mu.Unlock()
+	if old.IsValid() {
+		p.log.Info("agent audio moved: following the agent's SRTP", "from", old.String(), "to", from.String())
 	}
 }
 

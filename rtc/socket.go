@@ -33,6 +33,7 @@ type socket struct {
 	mu      sync.RWMutex
 	byUfrag map[string]*Peer
 	byAddr  map[netip.AddrPort]*Peer
+	bySSRC  map[uint32]*Peer // the SSRC each agent sends with
 }
 
 // socketBuffer is the kernel's receive and send room for the socket: the
@@ -61,6 +62,7 @@ func newSocket(conn *net.UDPConn, batch int, log *slog.Logger) *socket {
 		done:    make(chan struct{}),
 		byUfrag: make(map[string]*Peer),
 		byAddr:  make(map[netip.AddrPort]*Peer),
+		bySSRC:  make(map[uint32]*Peer),
 	}
 	go s.serve()
 	return s
@@ -91,6 +93,18 @@ func (s *socket) removePeer(p *Peer) {
 			delete(s.byAddr, a)
 		}
 	}
+	for ssrc, q := range s.bySSRC {
+		if q == p {
+			delete(s.bySSRC, ssrc)
+		}
+	}
+}
+
+// learnSSRC notes that p's agent sends with ssrc.
+func (s *socket) learnSSRC(ssrc uint32, p *Peer) {
+	s.mu.Lock()
+	s.bySSRC[ssrc] = p
+	s.mu.Unlock()
 }
 
 // route sends what comes from a to p from now on.
@@ -147,10 +161,16 @@ func (s *socket) handle(b []byte, from netip.AddrPort, rx time.Time, sc *scratch
 		return
 	}
 	s.mu.RLock()
-	p := s.byAddr[from]
+	p, routed := s.byAddr[from]
+	if !routed && len(b) >= 12 && b[0]>>6 == 2 && (b[1] < 192 || b[1] > 223) {
+		// SRTP from an address not seen: the agent's NAT may have moved
+		// it. Its SSRC (sent in the clear) names the Peer; the Peer
+		// takes it only if it decrypts.
+		p = s.bySSRC[uint32(b[8])<<24|uint32(b[9])<<16|uint32(b[10])<<8|uint32(b[11])]
+	}
 	s.mu.RUnlock()
 	if p != nil {
-		p.packet(b, rx, sc)
+		p.packet(s, b, from, routed, rx, sc)
 	}
 }
 
