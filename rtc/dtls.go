@@ -71,7 +71,7 @@ func (p *Peer) startDTLS(server bool) {
 	}
 	if err != nil {
 		p.log.Error("agent audio: start DTLS", "error", err)
-		go p.finish("DTLS could not start")
+		go p.finish(EndDTLSFailed, "DTLS could not start")
 		return
 	}
 	leg.conn = conn
@@ -85,7 +85,7 @@ func (p *Peer) runHandshake(leg *dtlsLeg, server bool) {
 	defer cancel()
 	fail := func(what string, err error) {
 		p.log.Warn("agent audio: DTLS "+what, "error", err)
-		p.finish("DTLS " + what)
+		p.finish(EndDTLSFailed, "DTLS "+what)
 	}
 	if err := leg.conn.HandshakeContext(ctx); err != nil {
 		fail("handshake failed", err)
@@ -121,6 +121,7 @@ func (p *Peer) runHandshake(leg *dtlsLeg, server bool) {
 	p.out.tx = tx
 	p.out.Unlock()
 	p.rx.Store(rx)
+	p.e.count.connected.Add(1)
 	p.mu.Lock()
 	p.connected = true
 	p.checkReady()
@@ -169,7 +170,7 @@ func (p *Peer) dtlsRecord(b []byte) {
 		if leg != nil {
 			leg.push(b)
 		}
-		p.finish("the agent closed its audio")
+		p.finish(EndAgentClosed, "the agent closed its audio")
 		return
 	}
 	if p.retired.Load() {

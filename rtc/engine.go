@@ -76,6 +76,8 @@ type Engine struct {
 
 	mux []*socket // the shared port on each bind address; nil unless Config.UDPPort
 
+	count counters
+
 	mu     sync.Mutex
 	peers  map[*Peer]struct{}
 	closed bool

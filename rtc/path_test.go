@@ -454,4 +454,51 @@ func TestNATRebinding(t *testing.T) {
 	if len(agentHeard) < 5 {
 		t.Errorf("after the rebinding the agent heard %d of the caller's 10 packets: ivrd kept sending to the old port", len(agentHeard))
 	}
+	if m := e.Stats().Moved; m != 1 {
+		t.Errorf("Stats().Moved = %d after one rebinding", m)
+	}
+}
+
+// TestStats counts paths open, handshakes done, and each way a path
+// ends: the browser closing it, its network going silent, a refused
+// certificate, ivrd closing it.
+func TestStats(t *testing.T) {
+	checkGoroutines(t)
+	e := newEngine(t, Config{})
+	p1, p2, p4 := newTestPeer(t, e, "agent1"), newTestPeer(t, e, "agent2"), newTestPeer(t, e, "agent4")
+	b1, b4 := connect(t, p1, media.ULaw), connect(t, p4, media.ULaw)
+	connect(t, p2, media.ULaw)
+	p3 := newTestPeer(t, e, "agent3")
+	offer, err := p3.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := newBrowser(t, media.ULaw).answer(offer)
+	fp := sdpLines(answer, "a=fingerprint:sha-256 ")[0]
+	forged := fp[:len(fp)-2] + map[bool]string{true: "00", false: "01"}[!strings.HasSuffix(fp, "00")]
+	if err := p3.SetAnswer(strings.Replace(answer, fp, forged, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.Open != 4 || st.Connected != 3 {
+		t.Errorf("open %d, connected %d; want 4 and 3", st.Open, st.Connected)
+	}
+	b1.pc.Close()
+	if err := p2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b4.net.cut.Store(true)
+	want := [endReasons]uint64{EndClosed: 1, EndAgentClosed: 1, EndSilent: 1, EndDTLSFailed: 1}
+	eventually(t, 10*time.Second, "one path ended each way", func() bool { return e.Stats().Ended == want })
+	if st := e.Stats(); st.Open != 3 {
+		t.Errorf("open %d after one Close, want 3 (the others end, and stay open until closed)", st.Open)
+	}
+	for _, p := range []*Peer{p1, p3, p4} {
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Closing a path that had ended already counts nothing more.
+	if st := e.Stats(); st.Open != 0 || st.Ended != want {
+		t.Errorf("after closing: open %d, ended %v; want 0 and %v", st.Open, st.Ended, want)
+	}
 }

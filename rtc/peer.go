@@ -348,7 +348,7 @@ func (p *Peer) Close() error {
 		p.alive.Stop()
 	}
 	p.mu.Unlock()
-	p.finish("closed")
+	p.finish(EndClosed, "closed")
 	if leg != nil {
 		leg.close()
 	}
@@ -367,11 +367,13 @@ func (p *Peer) Close() error {
 	return nil
 }
 
-// finish marks the path gone (once) and stops a bridged call.
-func (p *Peer) finish(why string) {
+// finish marks the path gone (once: the first reason counts) and stops a
+// bridged call.
+func (p *Peer) finish(r EndReason, why string) {
 	p.doneOnce.Do(func() {
 		close(p.done)
 		p.cancel()
+		p.e.count.ended[r].Add(1)
 		p.log.Info("agent audio", "state", "closed", "reason", why)
 	})
 	if b := p.bridge.Load(); b != nil {
@@ -395,7 +397,7 @@ func (p *Peer) checkReady() {
 func (p *Peer) checkAlive() {
 	idle := time.Duration(p.e.now() - p.lastSeen.Load())
 	if idle >= p.e.silence {
-		p.finish(fmt.Sprintf("nothing received for %v", idle.Round(time.Millisecond)))
+		p.finish(EndSilent, fmt.Sprintf("nothing received for %v", idle.Round(time.Millisecond)))
 		return
 	}
 	p.mu.Lock()
@@ -508,6 +510,7 @@ func (p *Peer) follow(s *socket, from netip.AddrPort, ssrc uint32) {
 	p.remote = from
 	p.mu.Unlock()
 	if old.IsValid() {
+		p.e.count.moved.Add(1)
 		p.log.Info("agent audio moved: following the agent's SRTP", "from", old.String(), "to", from.String())
 	}
 }

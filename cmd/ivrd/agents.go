@@ -34,6 +34,9 @@ func openAgents(cfg *configs.Config, q *queue.Queue, recs *recordings.Library, l
 		return nil, nil, err
 	}
 	metrics, err := agents.NewMetrics(reg)
+	if err == nil {
+		err = reg.Register(newAgentAudio(engine))
+	}
 	if err != nil {
 		engine.Close()
 		return nil, nil, err
@@ -77,4 +80,43 @@ func openAgents(cfg *configs.Config, q *queue.Queue, recs *recordings.Library, l
 		return nil
 	})
 	return hub, engine, nil
+}
+
+// agentAudio exports the agents' audio paths (rtc.Engine.Stats):
+// ivrd_agent_audio_paths, ivrd_agent_audio_connected_total,
+// ivrd_agent_audio_moved_total and ivrd_agent_audio_ended_total{reason}.
+// Paths ended "silent" or "dtls_failed" are the ones to watch: agents
+// whose network drops or blocks their audio.
+type agentAudio struct {
+	e                             *rtc.Engine
+	paths, connected, moved, ends *prometheus.Desc
+}
+
+func newAgentAudio(e *rtc.Engine) agentAudio {
+	return agentAudio{
+		e:         e,
+		paths:     prometheus.NewDesc("ivrd_agent_audio_paths", "Agents' audio paths open (one per agent with audio offered or connected).", nil, nil),
+		connected: prometheus.NewDesc("ivrd_agent_audio_connected_total", "Agents' audio paths whose DTLS handshake completed.", nil, nil),
+		moved:     prometheus.NewDesc("ivrd_agent_audio_moved_total", "Times an agent's audio followed its SRTP to a new address (a NAT gave the browser a new port).", nil, nil),
+		ends: prometheus.NewDesc("ivrd_agent_audio_ended_total",
+			"Agents' audio paths ended, by reason: closed (by ivrd), agent_closed (the browser closed it), silent (nothing from the browser for the ICE timeouts), dtls_failed.",
+			[]string{"reason"}, nil),
+	}
+}
+
+func (a agentAudio) Describe(ch chan<- *prometheus.Desc) {
+	ch <- a.paths
+	ch <- a.connected
+	ch <- a.moved
+	ch <- a.ends
+}
+
+func (a agentAudio) Collect(ch chan<- prometheus.Metric) {
+	st := a.e.Stats()
+	ch <- prometheus.MustNewConstMetric(a.paths, prometheus.GaugeValue, float64(st.Open))
+	ch <- prometheus.MustNewConstMetric(a.connected, prometheus.CounterValue, float64(st.Connected))
+	ch <- prometheus.MustNewConstMetric(a.moved, prometheus.CounterValue, float64(st.Moved))
+	for _, r := range rtc.EndReasons {
+		ch <- prometheus.MustNewConstMetric(a.ends, prometheus.CounterValue, float64(st.Ended[r]), r.String())
+	}
 }
