@@ -368,6 +368,41 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Run("TakeCalls", func(t *testing.T) { t.Parallel(); testBrowserTakeCalls(t) })
 	t.Run("RefusedLoginsAndMicrophone", func(t *testing.T) { t.Parallel(); testBrowserRefusals(t) })
+	t.Run("SharedPort", func(t *testing.T) { t.Parallel(); testBrowserSharedPort(t) })
+}
+
+// testBrowserSharedPort: with one UDP port for every agent's audio
+// (webrtc.udp_port: ivrd routes the browser's packets by its address and
+// reads them in batches), Chromium connects and a call's audio flows both
+// ways.
+func testBrowserSharedPort(t *testing.T) {
+	cfg := writeConfig(t, fmt.Sprintf("webrtc:\n  udp_port: %d\n  ports: 31000-31999\n  listen_ip: \"\"\n", freeSIPPort(t)))
+	d := startIvrd(t, cfg)
+	b := startBrowser(t, toneWAV(t, 1000, 2*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b.do("open /agent", chromedp.Navigate("http://"+d.httpAddr+"/agent"))
+	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
+	b.do("log in as agent2",
+		chromedp.SendKeys(chromedp.ID("login-user"), "agent2"),
+		chromedp.SendKeys(chromedp.ID("login-pass"), "agent2"),
+		chromedp.Click(chromedp.ID("login-submit")),
+	)
+	b.waitFor("signalling connected", `ivrdAgent.connected && ivrdAgent.state`, 10*time.Second)
+	b.do("go available", chromedp.Click(chromedp.ID("btn-available")))
+	b.waitFor("available with audio up", `ivrdAgent.state === 'available' && ivrdAgent.audioConnection === 'connected'`, 15*time.Second)
+	call := dialDemo(t, ctx, d, testcaller.DialOptions{From: "+14155550102", Source: &testcaller.Tone{Freq: 440, Amplitude: 0.3}})
+	rec := recognizer(t, call.Law())
+	if err := pressAtMenu(ctx, call, rec, '2'); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the call rings in the page", `ivrdAgent.callPhase === 'ringing'`, 20*time.Second)
+	b.key("a")
+	b.waitFor("connected", `ivrdAgent.callPhase === 'connected'`, 10*time.Second)
+	b.hearsTone("caller → agent on the shared port", 440, 10*time.Second)
+	callerHearsTone(t, call, call.Mark(), 1000, 10*time.Second)
+	hangup(call)
+	b.waitFor("wrap-up after the caller hung up", `ivrdAgent.state === 'wrap_up'`, 10*time.Second)
 }
 
 // testBrowserTakeCalls: an agent logs in on the softphone page and goes
