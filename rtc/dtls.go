@@ -51,7 +51,7 @@ func (p *Peer) startDTLS(server bool) {
 		dtls.WithVerifyPeerCertificate(p.verifyCertificate),
 		dtls.WithLoggerFactory(p.e.logs),
 	}
-	raddr := net.UDPAddrFromAddrPort(p.remote)
+	raddr := net.UDPAddrFromAddrPort(p.remoteAddr())
 	var (
 		conn *dtls.Conn
 		err  error
@@ -123,7 +123,6 @@ func (p *Peer) runHandshake(leg *dtlsLeg, server bool) {
 	p.rx.Store(rx)
 	p.e.count.connected.Add(1)
 	p.mu.Lock()
-	p.connected = true
 	p.checkReady()
 	p.mu.Unlock()
 	p.log.Debug("agent audio: DTLS done", "srtp", keys.Profile.String())
@@ -161,7 +160,8 @@ func (p *Peer) dtlsRecord(b []byte) {
 		p.mu.Unlock()
 		return
 	}
-	if p.connected && b[0] == 21 {
+	connected := p.rx.Load() != nil
+	if connected && b[0] == 21 {
 		// An alert after the handshake: close_notify (the browser closed
 		// its connection), or something fatal. Either way the path is
 		// gone; a handshake not put away yet reads it too.
@@ -178,7 +178,7 @@ func (p *Peer) dtlsRecord(b []byte) {
 		return
 	}
 	if p.handshake == nil {
-		if p.weClient || p.connected {
+		if p.weClient || connected {
 			p.mu.Unlock()
 			return // we start this handshake; or a stray record
 		}
@@ -300,9 +300,7 @@ func (l *dtlsLeg) WriteTo(b []byte, _ net.Addr) (int, error) {
 }
 
 func (l *dtlsLeg) addr() net.Addr {
-	l.p.out.Lock()
-	defer l.p.out.Unlock()
-	return net.UDPAddrFromAddrPort(l.p.out.to)
+	return net.UDPAddrFromAddrPort(l.p.remoteAddr())
 }
 
 func (l *dtlsLeg) Close() error {

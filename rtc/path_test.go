@@ -220,10 +220,7 @@ func TestStrangersIgnored(t *testing.T) {
 	if n, err := stranger.Read(make([]byte, 1500)); err == nil {
 		t.Fatalf("a stranger got %d bytes back", n)
 	}
-	p.mu.Lock()
-	remote := p.remote
-	p.mu.Unlock()
-	if remote.IsValid() {
+	if remote := p.remoteAddr(); remote.IsValid() {
 		t.Errorf("a check without the password set the agent's address to %v", remote)
 	}
 	b := newBrowser(t, media.ULaw)

@@ -64,10 +64,8 @@ type Peer struct {
 	laws        laws   // from the agent's answer
 	remoteUfrag string // from the answer
 	fingerprint remoteFingerprint
-	weClient    bool           // the answer said setup:passive: we start DTLS
-	remote      netip.AddrPort // where the agent's media goes: the nominated address
-	handshake   *dtlsLeg       // nil before DTLS starts and after it is put away
-	connected   bool           // SRTP keys are there
+	weClient    bool     // the answer said setup:passive: we start DTLS
+	handshake   *dtlsLeg // nil before DTLS starts and after it is put away
 	closed      bool
 	alive       *time.Timer // checks lastSeen
 
@@ -227,7 +225,7 @@ func (p *Peer) SetAnswer(answer string) error {
 	p.laws, p.remoteUfrag, p.fingerprint, p.weClient = a.laws, a.ufrag, a.fingerprint, a.passive
 	p.lastSeen.Store(p.e.now())
 	p.alive = time.AfterFunc(p.e.silence, p.checkAlive)
-	start := p.weClient && p.remote.IsValid() && p.handshake == nil
+	start := p.weClient && p.remoteAddr().IsValid() && p.handshake == nil
 	if start {
 		p.startDTLS(false)
 	}
@@ -384,7 +382,7 @@ func (p *Peer) finish(r EndReason, why string) {
 // checkReady closes Ready once the answer is applied and the keys are
 // there; p.mu is held.
 func (p *Peer) checkReady() {
-	if p.connected && p.laws.ok && !p.closed {
+	if p.rx.Load() != nil && p.laws.ok && !p.closed {
 		p.readyOnce.Do(func() {
 			close(p.ready)
 			p.log.Info("agent audio", "state", "connected")
@@ -423,14 +421,9 @@ func (p *Peer) check(s *socket, m *stun.Message, user string, from netip.AddrPor
 	}
 	p.lastSeen.Store(p.e.now())
 	s.route(from, p)
-	if m.Contains(stun.AttrUseCandidate) || !p.remote.IsValid() {
-		if p.remote != from {
-			p.remote = from
-			p.out.Lock()
-			p.out.to, p.out.sock = from, s
-			p.out.Unlock()
-		}
-		if p.weClient && p.handshake == nil && !p.retired.Load() && !p.connected {
+	if m.Contains(stun.AttrUseCandidate) || !p.remoteAddr().IsValid() {
+		p.sendTo(s, from)
+		if p.weClient && p.handshake == nil && !p.retired.Load() && p.rx.Load() == nil {
 			p.startDTLS(false)
 		}
 	}
@@ -495,24 +488,33 @@ func (p *Peer) follow(s *socket, from netip.AddrPort, ssrc uint32) {
 		p.inSSRC.Store(uint64(ssrc) | 1<<32)
 		s.learnSSRC(ssrc, p)
 	}
-	p.out.Lock()
-	moved := p.out.to != from || p.out.sock != s
-	if moved {
-		p.out.to, p.out.sock = from, s
-	}
-	p.out.Unlock()
+	old, moved := p.sendTo(s, from)
 	if !moved {
 		return
 	}
 	s.route(from, p)
-	p.mu.Lock()
-	old := p.remote
-	p.remote = from
-	p.mu.Unlock()
 	if old.IsValid() {
 		p.e.count.moved.Add(1)
 		p.log.Info("agent audio moved: following the agent's SRTP", "from", old.String(), "to", from.String())
 	}
+}
+
+// sendTo sends the agent's audio to a, out of socket s from now on; old
+// is the address before, moved whether anything changed.
+func (p *Peer) sendTo(s *socket, a netip.AddrPort) (old netip.AddrPort, moved bool) {
+	p.out.Lock()
+	defer p.out.Unlock()
+	old, moved = p.out.to, p.out.to != a || p.out.sock != s
+	p.out.to, p.out.sock = a, s
+	return old, moved
+}
+
+// remoteAddr is the agent's address: the one its checks nominated, or
+// its SRTP last came from; invalid before either.
+func (p *Peer) remoteAddr() netip.AddrPort {
+	p.out.Lock()
+	defer p.out.Unlock()
+	return p.out.to
 }
 
 // writeAgent sends one packet of the caller's audio (its source fields,
