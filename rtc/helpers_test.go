@@ -270,11 +270,23 @@ func (b *browser) drain() {
 func connect(t testing.TB, p *Peer, laws ...media.Law) *browser {
 	t.Helper()
 	b := newBrowser(t, laws...)
+	connectBrowser(t, p, b, nil)
+	return b
+}
+
+// connectBrowser runs offer and answer between the Peer and b — the offer
+// rewritten by edit first, when edit is not nil — and waits until both
+// sides are connected.
+func connectBrowser(t testing.TB, p *Peer, b *browser, edit func(offer string) string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	offer, err := p.Offer(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		offer = edit(offer)
 	}
 	if err := p.SetAnswer(b.answer(offer)); err != nil {
 		t.Fatal(err)
@@ -289,7 +301,34 @@ func connect(t testing.TB, p *Peer, laws ...media.Law) *browser {
 			t.Fatalf("%s: not within 5 s", c.what)
 		}
 	}
-	return b
+}
+
+// bridged bridges a new µ-law caller to the Peer; the bridge stops at the
+// end of the test if it was not stopped before.
+func bridged(t testing.TB, p *Peer) (*caller, *Bridge) {
+	t.Helper()
+	c := newCaller(t, media.ULaw)
+	br, err := p.Bridge(c.sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(br.Stop)
+	return c, br
+}
+
+// forgeFingerprint rewrites the last byte of an answer's certificate
+// fingerprint: the answer names a certificate the browser does not hold.
+func forgeFingerprint(t testing.TB, answer string) string {
+	t.Helper()
+	fp := sdpLines(answer, "a=fingerprint:sha-256 ")
+	if len(fp) == 0 {
+		t.Fatalf("no fingerprint in the answer:\n%s", answer)
+	}
+	last := "00"
+	if strings.HasSuffix(fp[0], "00") {
+		last = "01"
+	}
+	return strings.Replace(answer, fp[0], fp[0][:len(fp[0])-2]+last, 1)
 }
 
 // cuttable is the browser's UDP socket; cut, it drops everything both ways

@@ -69,11 +69,7 @@ func TestPathGoroutines(t *testing.T) {
 				return goroutinesIn("rtc.(*dtlsLeg).ReadFrom") == agents
 			})
 			for i, p := range peers {
-				c := newCaller(t, media.ULaw)
-				br, err := p.Bridge(c.sess)
-				if err != nil {
-					t.Fatal(err)
-				}
+				c, br := bridged(t, p)
 				talk(t, c, browsers[i], 0, 5)
 				br.Stop()
 			}
@@ -93,11 +89,7 @@ func TestPathGoroutines(t *testing.T) {
 				default:
 				}
 				// The browser still talks to us: the next call has audio.
-				c := newCaller(t, media.ULaw)
-				br, err := p.Bridge(c.sess)
-				if err != nil {
-					t.Fatal(err)
-				}
+				c, br := bridged(t, p)
 				talk(t, c, browsers[i], 100, 5)
 				br.Stop()
 			}
@@ -111,37 +103,17 @@ func TestWeStartDTLS(t *testing.T) {
 	checkGoroutines(t)
 	e := newEngine(t, Config{})
 	p := newTestPeer(t, e, "agent1")
-	offer, err := p.Offer(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := newBrowserWith(t, browserOpts{settings: func(se *webrtc.SettingEngine) {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 			t.Fatal(err)
 		}
 	}}, media.ULaw)
-	answer := b.answer(offer)
-	if len(sdpLines(answer, "a=setup:passive")) == 0 {
+	connectBrowser(t, p, b, nil)
+	if answer := b.pc.LocalDescription().SDP; len(sdpLines(answer, "a=setup:passive")) == 0 {
 		t.Fatalf("the browser's answer is not passive:\n%s", answer)
 	}
-	if err := p.SetAnswer(answer); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not Ready within 5 s")
-	}
-	c := newCaller(t, media.ULaw)
-	br, err := p.Bridge(c.sess)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Stop()
-	agentHeard, callerHeard := exchange(t, c, b, 0, 10, markedBoth)
-	if len(agentHeard) < 9 || len(fromAgent(t, callerHeard)) < 9 {
-		t.Errorf("the agent heard %d packets, the caller %d of the agent's; want ~10 each", len(agentHeard), len(fromAgent(t, callerHeard)))
-	}
+	c, _ := bridged(t, p)
+	talk(t, c, b, 0, 10)
 }
 
 // TestWrongCertificate: a browser whose certificate is not the one its
@@ -155,15 +127,7 @@ func TestWrongCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBrowser(t, media.ULaw)
-	answer := b.answer(offer)
-	fp := sdpLines(answer, "a=fingerprint:sha-256 ")
-	if len(fp) == 0 {
-		t.Fatalf("no fingerprint in the answer:\n%s", answer)
-	}
-	// Another digest of the right length.
-	forged := fp[0][:len(fp[0])-2] + map[bool]string{true: "00", false: "01"}[!strings.HasSuffix(fp[0], "00")]
-	if err := p.SetAnswer(strings.Replace(answer, fp[0], forged, 1)); err != nil {
+	if err := p.SetAnswer(forgeFingerprint(t, newBrowser(t, media.ULaw).answer(offer))); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -224,21 +188,8 @@ func TestStrangersIgnored(t *testing.T) {
 		t.Errorf("a check without the password set the agent's address to %v", remote)
 	}
 	b := newBrowser(t, media.ULaw)
-	if err := p.SetAnswer(b.answer(offer)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not Ready")
-	}
-	<-b.up
-	c := newCaller(t, media.ULaw)
-	br, err := p.Bridge(c.sess)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Stop()
+	connectBrowser(t, p, b, nil)
+	c, _ := bridged(t, p)
 	talk(t, c, b, 0, 5)
 	// A check with the password but another ufrag pair after the answer
 	// is not the agent's either.
@@ -256,19 +207,7 @@ func TestConsentKeepsAlive(t *testing.T) {
 	checkGoroutines(t)
 	e := newEngine(t, Config{DisconnectedTimeout: 2 * time.Second, FailedTimeout: time.Second})
 	p := newTestPeer(t, e, "agent1")
-	b := newBrowserWith(t, browserOpts{noRTCP: true}, media.ULaw)
-	offer, err := p.Offer(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetAnswer(b.answer(offer)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not Ready")
-	}
+	connectBrowser(t, p, newBrowserWith(t, browserOpts{noRTCP: true}, media.ULaw), nil)
 	select {
 	case <-p.Done():
 		t.Fatal("Done while the browser's consent checks came")
@@ -307,21 +246,8 @@ func TestEveryInterface(t *testing.T) {
 		t.Errorf("candidates on %v, want the interfaces' %v:\n%s", got, want, offer)
 	}
 	b := newBrowser(t, media.ULaw)
-	if err := p.SetAnswer(b.answer(offer)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not Ready through the interface's address")
-	}
-	<-b.up
-	c := newCaller(t, media.ULaw)
-	br, err := p.Bridge(c.sess)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Stop()
+	connectBrowser(t, p, b, nil)
+	c, _ := bridged(t, p)
 	talk(t, c, b, 0, 5)
 }
 
@@ -415,30 +341,14 @@ func TestNATRebinding(t *testing.T) {
 	e := newEngine(t, Config{UDPPort: port})
 	n := newNAT(t, &net.UDPAddr{IP: loopback, Port: port})
 	p := newTestPeer(t, e, "agent1")
-	offer, err := p.Offer(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newBrowser(t, media.ULaw)
 	// The browser sees the NAT's front port as the server's.
 	front := strconv.Itoa(n.front.LocalAddr().(*net.UDPAddr).Port)
-	offer = strings.ReplaceAll(offer, " "+strconv.Itoa(port)+" typ host", " "+front+" typ host")
-	offer = strings.Replace(offer, "m=audio "+strconv.Itoa(port)+" ", "m=audio "+front+" ", 1)
-	b := newBrowser(t, media.ULaw)
-	if err := p.SetAnswer(b.answer(offer)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not Ready through the NAT")
-	}
-	<-b.up
-	c := newCaller(t, media.ULaw)
-	br, err := p.Bridge(c.sess)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Stop()
+	connectBrowser(t, p, b, func(offer string) string {
+		offer = strings.ReplaceAll(offer, " "+strconv.Itoa(port)+" typ host", " "+front+" typ host")
+		return strings.Replace(offer, "m=audio "+strconv.Itoa(port)+" ", "m=audio "+front+" ", 1)
+	})
+	c, _ := bridged(t, p)
 	talk(t, c, b, 0, 5)
 
 	n.rebind()
@@ -470,10 +380,7 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	answer := newBrowser(t, media.ULaw).answer(offer)
-	fp := sdpLines(answer, "a=fingerprint:sha-256 ")[0]
-	forged := fp[:len(fp)-2] + map[bool]string{true: "00", false: "01"}[!strings.HasSuffix(fp, "00")]
-	if err := p3.SetAnswer(strings.Replace(answer, fp, forged, 1)); err != nil {
+	if err := p3.SetAnswer(forgeFingerprint(t, newBrowser(t, media.ULaw).answer(offer))); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.Stats(); st.Open != 4 || st.Connected != 3 {
