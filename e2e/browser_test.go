@@ -381,14 +381,7 @@ func testBrowserSharedPort(t *testing.T) {
 	b := startBrowser(t, toneWAV(t, 1000, 2*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b.do("open /agent", chromedp.Navigate("http://"+d.httpAddr+"/agent"))
-	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
-	b.do("log in as agent2",
-		chromedp.SendKeys(chromedp.ID("login-user"), "agent2"),
-		chromedp.SendKeys(chromedp.ID("login-pass"), "agent2"),
-		chromedp.Click(chromedp.ID("login-submit")),
-	)
-	b.waitFor("signalling connected", `ivrdAgent.connected && ivrdAgent.state`, 10*time.Second)
+	b.logIn("http://"+d.httpAddr, "agent2")
 	b.do("go available", chromedp.Click(chromedp.ID("btn-available")))
 	b.waitFor("available with audio up", `ivrdAgent.state === 'available' && ivrdAgent.audioConnection === 'connected'`, 15*time.Second)
 	call := dialDemo(t, ctx, d, testcaller.DialOptions{From: "+14155550102", Source: &testcaller.Tone{Freq: 440, Amplitude: 0.3}})
@@ -423,14 +416,7 @@ func testBrowserTakeCalls(t *testing.T) {
 	defer cancel()
 
 	// Without a session the page asks for one.
-	b.do("open /agent", chromedp.Navigate(base+"/agent"))
-	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
-	b.do("log in as agent1",
-		chromedp.SendKeys(chromedp.ID("login-user"), "agent1"),
-		chromedp.SendKeys(chromedp.ID("login-pass"), "agent1"),
-		chromedp.Click(chromedp.ID("login-submit")),
-	)
-	b.waitFor("signalling connected", `ivrdAgent.connected && ivrdAgent.state`, 10*time.Second)
+	b.logIn(base, "agent1")
 	if got := b.text("agent-name"); got != "Alice Agent" {
 		t.Errorf("agent name shown: %q", got)
 	}
@@ -572,6 +558,19 @@ func testBrowserTakeCalls(t *testing.T) {
 	b.do("reload", chromedp.Reload())
 	b.waitFor("the login form after a reload", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
 	d.waitLog(5*time.Second, "agent state", "agent=agent1", "state=offline")
+}
+
+// logIn opens the softphone page at base without a session, logs in as
+// user (the demo's password is the name) and waits for the signalling.
+func (b *browser) logIn(base, user string) {
+	b.do("open /agent", chromedp.Navigate(base+"/agent"))
+	b.waitFor("the login form", `document.getElementById('login-view').checkVisibility()`, 10*time.Second)
+	b.do("log in as "+user,
+		chromedp.SendKeys(chromedp.ID("login-user"), user),
+		chromedp.SendKeys(chromedp.ID("login-pass"), user),
+		chromedp.Click(chromedp.ID("login-submit")),
+	)
+	b.waitFor("signalling connected", `ivrdAgent.connected && ivrdAgent.state`, 10*time.Second)
 }
 
 // jsString quotes s for JavaScript.
