@@ -192,11 +192,12 @@ func (b *Bridge) fromCaller(pkt media.AudioPacket) {
 	}
 }
 
-// fromAgent is one packet from the agent (decrypted RTP in buf), on the
-// Peer's reader goroutine, to the caller now. conv and pkt are the
-// reader's scratch space; rx is the packet's kernel receive stamp, zero
-// when unknown.
-func (b *Bridge) fromAgent(buf, conv []byte, pkt *rtp.Packet, rx time.Time) {
+// fromAgent is one packet from the agent (its header, already read when
+// it was decrypted, and its payload; nil when the packet was malformed),
+// on the Peer's reader goroutine, to the caller now. conv is the reader's
+// scratch space; rx is the packet's kernel receive stamp, zero when
+// unknown.
+func (b *Bridge) fromAgent(hdr *rtp.Header, payload, conv []byte, rx time.Time) {
 	if b.held.Load() {
 		return
 	}
@@ -204,12 +205,12 @@ func (b *Bridge) fromAgent(buf, conv []byte, pkt *rtp.Packet, rx time.Time) {
 	if r == nil {
 		return
 	}
-	if err := pkt.Unmarshal(buf); err != nil {
+	if payload == nil {
 		b.droppedToCaller.Add(1)
 		return
 	}
 	var law media.Law
-	switch pkt.PayloadType {
+	switch hdr.PayloadType {
 	case 0:
 		law = media.ULaw
 	case 8:
@@ -218,14 +219,13 @@ func (b *Bridge) fromAgent(buf, conv []byte, pkt *rtp.Packet, rx time.Time) {
 		b.droppedToCaller.Add(1)
 		return
 	}
-	payload := pkt.Payload
 	transcoded := law != b.callerLaw
 	if transcoded {
 		out := conv[:len(payload)]
 		media.Transcode(law, b.callerLaw, out, payload)
 		payload = out
 	}
-	err := r.Write(media.AudioPacket{SSRC: pkt.SSRC, Sequence: pkt.SequenceNumber, Timestamp: pkt.Timestamp, Marker: pkt.Marker, Payload: payload})
+	err := r.Write(media.AudioPacket{SSRC: hdr.SSRC, Sequence: hdr.SequenceNumber, Timestamp: hdr.Timestamp, Marker: hdr.Marker, Payload: payload})
 	switch {
 	case err == nil:
 		media.ObserveRelay(media.ToCaller, rx)

@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
@@ -404,5 +406,53 @@ func TestStats(t *testing.T) {
 	// Closing a path that had ended already counts nothing more.
 	if st := e.Stats(); st.Open != 0 || st.Ended != want {
 		t.Errorf("after closing: open %d, ended %v; want 0 and %v", st.Open, st.Ended, want)
+	}
+}
+
+// TestRTPPayload finds the payload as pion's full parse does, past CSRCs
+// and a header extension and without padding, and refuses packets
+// shorter than their header says.
+func TestRTPPayload(t *testing.T) {
+	payload := []byte{1, 2, 3, 4, 5}
+	ext := rtp.Header{Version: 2}
+	if err := ext.SetExtension(1, []byte{0x30}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		pkt  rtp.Packet
+	}{
+		{"plain", rtp.Packet{Header: rtp.Header{Version: 2}, Payload: payload}},
+		{"CSRCs", rtp.Packet{Header: rtp.Header{Version: 2, CSRC: []uint32{7, 8}}, Payload: payload}},
+		{"extension", rtp.Packet{Header: ext, Payload: payload}},
+		{"padding", rtp.Packet{Header: rtp.Header{Version: 2, Padding: true}, Payload: payload, PaddingSize: 3}},
+	} {
+		b, err := c.pkt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want rtp.Packet
+		if err := want.Unmarshal(b); err != nil {
+			t.Fatal(err)
+		}
+		if got := rtpPayload(b); !bytes.Equal(got, want.Payload) || !bytes.Equal(got, payload) {
+			t.Errorf("%s: payload %v, pion's %v", c.name, got, want.Payload)
+		}
+	}
+	short := func(b []byte, err error) []byte {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for name, b := range map[string][]byte{
+		"under 12 bytes":       make([]byte, 11),
+		"CSRCs cut":            short((&rtp.Packet{Header: rtp.Header{Version: 2, CSRC: []uint32{7, 8}}}).Marshal())[:16],
+		"extension cut":        short((&rtp.Packet{Header: ext}).Marshal())[:14],
+		"more padding than it": append(short((&rtp.Packet{Header: rtp.Header{Version: 2, Padding: true}, Payload: payload, PaddingSize: 3}).Marshal())[:19], 200),
+	} {
+		if got := rtpPayload(b); got != nil {
+			t.Errorf("%s: payload %v, want nil", name, got)
+		}
 	}
 }

@@ -472,9 +472,36 @@ func (p *Peer) packet(s *socket, b []byte, from netip.AddrPort, routed bool, rx 
 		}
 		p.follow(s, from, sc.hdr.SSRC)
 		if br := p.bridge.Load(); br != nil {
-			br.fromAgent(plain, sc.conv[:], &sc.pkt, rx)
+			br.fromAgent(&sc.hdr, rtpPayload(plain), sc.conv[:], rx)
 		}
 	}
+}
+
+// rtpPayload is the payload of an RTP packet, past its CSRCs and header
+// extension and without its padding (RFC 3550 §5.1, §5.3.1); nil when the
+// packet is shorter than it says.
+func rtpPayload(b []byte) []byte {
+	if len(b) < 12 {
+		return nil
+	}
+	n := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < n+4 {
+			return nil
+		}
+		n += 4 + 4*(int(b[n+2])<<8|int(b[n+3]))
+	}
+	end := len(b)
+	if b[0]&0x20 != 0 {
+		if end <= n {
+			return nil
+		}
+		end -= int(b[end-1])
+	}
+	if end < n {
+		return nil
+	}
+	return b[n:end]
 }
 
 // follow sends the agent's audio where its authentic SRTP comes from, as

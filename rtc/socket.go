@@ -125,7 +125,6 @@ type scratch struct {
 	plain [1500]byte // decrypted SRTP
 	conv  [1500]byte // converted between laws
 	hdr   rtp.Header
-	pkt   rtp.Packet
 	msg   stun.Message
 }
 
