@@ -400,3 +400,31 @@ func TestResultsJSON(t *testing.T) {
 		t.Errorf("the bridged step's relay figures did not survive: %+v", r)
 	}
 }
+
+// spin burns CPU in a frame of its own, for the profile to find.
+//
+//go:noinline
+func spin(d time.Duration) (x uint64) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := 0; i < 1000; i++ {
+			x = x*31 + uint64(i)
+		}
+	}
+	return x
+}
+
+func TestProfileSelf(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu-loadgen.pprof")
+	stop, err := profileSelf(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin(300 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	frames := topFrames("", path, 5)
+	if len(frames) == 0 || !strings.Contains(strings.Join(frames, "\n"), "spin") {
+		t.Fatalf("the load generator's profile does not show the frame that burned its CPU: %q", frames)
+	}
+}

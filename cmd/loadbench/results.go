@@ -167,6 +167,12 @@ func (r *results) print(w io.Writer) {
 				fmt.Fprintf(w, "  %s\n", f)
 			}
 		}
+		if len(s.GenTopFrames) > 0 {
+			fmt.Fprintf(w, "\nthe load generator's top frames over the same seconds (pprof -top, flat):\n")
+			for _, f := range s.GenTopFrames {
+				fmt.Fprintf(w, "  %s\n", f)
+			}
+		}
 	}
 	if len(r.SIPp) > 0 || r.SIPpErr != "" {
 		fmt.Fprintln(w, "\nSIPp, SIP only (INVITE → 200 → ACK → BYE)")

@@ -10,6 +10,7 @@ import (
 
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,10 @@ type stepResult struct {
 	LogSample   []string    `json:"log_sample,omitempty"` // the first few distinct messages of those
 	Profile     string      `json:"profile,omitempty"`
 	TopFrames   []string    `json:"top_frames,omitempty"`
+	// The load generator's own CPU profile over the same seconds: what
+	// the callers and agents cost the machine ivrd runs on.
+	GenProfile   string   `json:"loadgen_profile,omitempty"`
+	GenTopFrames []string `json:"loadgen_top_frames,omitempty"`
 }
 
 // bench is one loadbench run against one server.
@@ -74,7 +79,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	sp := startSampler(b.srv, time.Second)
 
 	profCtx, stopProf := context.WithCancel(ctx)
-	profDone := make(chan string, 1)
+	profDone := make(chan [2]string, 1)
 	go func() { profDone <- b.profileAtPlateau(profCtx, kind, n, expect) }()
 
 	cfg.Target = "sip:support@" + b.srv.sipAddr
@@ -83,7 +88,8 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	cfg.Progress = 5 * time.Second
 	rep, err := sim.Run(ctx, cfg, b.progress)
 	stopProf()
-	res.Profile = <-profDone
+	profs := <-profDone
+	res.Profile, res.GenProfile = profs[0], profs[1]
 	samples := sp.stop()
 	res.GenCPU = selfCPU() - genBefore
 	if err != nil {
@@ -99,6 +105,9 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	}
 	if res.Profile != "" {
 		res.TopFrames = topFrames(b.binary, res.Profile, 12)
+	}
+	if res.GenProfile != "" {
+		res.GenTopFrames = topFrames("", res.GenProfile, 12)
 	}
 	pacedAfter := b.srv.pacing()
 	if relayAfter, err := b.srv.relayHists(); err == nil {
@@ -160,11 +169,13 @@ func scanLog(path string, offset int64, n int) (warn, errs int, sample []string)
 }
 
 // profileAtPlateau waits until nearly expect calls are in progress, then
-// takes a CPU profile of the server; it returns the profile's path ("" if
-// none was taken).
-func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int) string {
+// takes a CPU profile of the server and, over the same seconds, of the
+// load generator (this process); it returns the two profiles' paths (""
+// where none was taken).
+func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int) [2]string {
+	var paths [2]string
 	if b.profile <= 0 || expect <= 0 {
-		return ""
+		return paths
 	}
 	for {
 		m, err := b.srv.metrics()
@@ -173,25 +184,56 @@ func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int
 		}
 		select {
 		case <-ctx.Done():
-			return ""
+			return paths
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	name := fmt.Sprintf("cpu-%s-%d.pprof", kind, n)
+	name := fmt.Sprintf("%s-%d", kind, n)
 	if b.pass > 1 {
-		name = fmt.Sprintf("cpu-%s-%d-pass%d.pprof", kind, n, b.pass)
+		name = fmt.Sprintf("%s-%d-pass%d", kind, n, b.pass)
 	}
-	path := filepath.Join(b.srv.dir, name)
+	gen := filepath.Join(b.srv.dir, "cpu-loadgen-"+name+".pprof")
+	stopGen, err := profileSelf(gen)
+	if err != nil {
+		b.log.Warn("load generator profile", "step", kind, "n", n, "error", err)
+	}
+	path := filepath.Join(b.srv.dir, "cpu-"+name+".pprof")
 	if err := b.srv.profile(ctx, b.profile, path); err != nil {
 		b.log.Warn("profile", "step", kind, "n", n, "error", err)
-		return ""
+	} else {
+		paths[0] = path
 	}
-	return path
+	if stopGen != nil && stopGen() == nil {
+		paths[1] = gen
+	}
+	return paths
+}
+
+// profileSelf starts a CPU profile of this process into path; the
+// function it returns stops it and closes the file.
+func profileSelf(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // topFrames is `go tool pprof -top`'s heaviest functions by flat time.
 func topFrames(binary, profile string, n int) []string {
-	out, err := exec.Command("go", "tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n), binary, profile).Output()
+	args := []string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", n)}
+	if binary != "" {
+		args = append(args, binary)
+	}
+	out, err := exec.Command("go", append(args, profile)...).Output()
 	if err != nil {
 		return []string{"pprof: " + err.Error()}
 	}
