@@ -130,14 +130,14 @@ type scratch struct {
 
 func (s *socket) serve() {
 	defer close(s.done)
-	rd, err := newBatchReader(s.conn, s.batch)
+	rd, err := media.NewBatchReader(s.conn, s.batch)
 	if err != nil {
 		s.log.Error("agents' audio socket unreadable", "error", err)
 		return
 	}
 	sc := new(scratch)
 	for {
-		n, err := rd.read()
+		n, err := rd.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -145,7 +145,7 @@ func (s *socket) serve() {
 			continue // ICMP errors surface here on some kernels
 		}
 		for i := range n {
-			b, from, rx := rd.packet(i)
+			b, from, rx := rd.Packet(i)
 			if len(b) > 0 && from.IsValid() {
 				s.handle(b, from, rx, sc)
 			}

@@ -33,6 +33,7 @@ func run() error {
 	flag.StringVar(&cfg.Target, "sip", "sip:support@127.0.0.1:5060", "the SIP URI every call dials")
 	flag.StringVar(&cfg.Transport, "transport", "udp", "SIP transport: udp or tcp")
 	flag.StringVar(&cfg.LocalIP, "local-ip", "127.0.0.1", "the callers' address for SIP and RTP (one the target can reach)")
+	flag.BoolVar(&cfg.SharedRTP, "shared-rtp", false, "every caller's RTP on one socket of callsim's, read in batches, as a trunk's media gateway may (cheaper for a big run); the server still gives each call its own port")
 	flag.StringVar(&cfg.FromPrefix, "from-prefix", "+1555", "caller numbers are this and 7 digits, unique in the run")
 	flag.StringVar(&cfg.HTTP, "http", "http://127.0.0.1:8080", "ivrd's base URL, for the agents")
 	flag.StringVar(&agents, "agents", "", "agents to log in: user:password,… (a user alone: the password is the name)")

@@ -40,7 +40,7 @@ type options struct {
 	arrival                            float64
 	plateau, quiet, profile            time.Duration
 	sippRates                          []float64
-	quick                              bool
+	quick, sharedRTP                   bool
 	nice                               int
 	passes                             int
 }
@@ -64,6 +64,7 @@ func main() {
 	flag.StringVar(&sippRates, "sipp", "200,400,600,800,1000,1200,1500", "SIPp call rates for the SIP-only ceiling (empty: skip)")
 	flag.IntVar(&o.passes, "passes", 1, "run the steps this many times on the same ivrd, each followed by the quiet wait and the leak check: memory that grows pass after pass is a leak, memory that stays at the first pass's level is the runtime's high-water mark")
 	flag.IntVar(&o.nice, "nice", 10, "run the load generator (and SIPp) at this nice level once ivrd has started, so ivrd gets the CPU first as it would on a box of its own (0: share it equally)")
+	flag.BoolVar(&o.sharedRTP, "shared-rtp", false, "the load generator's callers send and read their RTP on one socket, in batches, as a trunk's media gateway may: the generator takes less of the machine; ivrd still gives each call a port of its own")
 	flag.BoolVar(&o.quick, "quick", false, "a small run that checks the bench works (tens of calls, no SIPp)")
 	flag.Parse()
 
@@ -190,7 +191,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	if err := srv.saveHeapProfile(ctx, filepath.Join(srv.dir, "heap-idle.pprof")); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench: heap profile at idle:", err)
 	}
-	b := &bench{srv: srv, log: log, progress: prefixWriter{os.Stderr, "  "}, profile: o.profile, binary: bin}
+	b := &bench{srv: srv, log: log, progress: prefixWriter{os.Stderr, "  "}, profile: o.profile, binary: bin, shared: o.sharedRTP}
 
 	for pass := 1; pass <= o.passes && ctx.Err() == nil; pass++ {
 		if o.passes > 1 {

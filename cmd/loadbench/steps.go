@@ -55,7 +55,8 @@ type bench struct {
 	progress io.Writer
 	profile  time.Duration // CPU profile this long at the plateau of each step; 0: none
 	binary   string
-	pass     int // which run of the steps, from 1
+	pass     int  // which run of the steps, from 1
+	shared   bool // the callers' RTP on one socket of the generator's (sim.Config.SharedRTP)
 }
 
 // run runs one step: cfg against the server, sampling it every second.
@@ -85,6 +86,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	cfg.Target = "sip:support@" + b.srv.sipAddr
 	cfg.HTTP = "http://" + b.srv.httpAddr
 	cfg.Logger = b.log
+	cfg.SharedRTP = b.shared
 	cfg.Progress = 5 * time.Second
 	rep, err := sim.Run(ctx, cfg, b.progress)
 	stopProf()

@@ -116,6 +116,7 @@ type Call struct {
 	received     int
 	notify       chan struct{}
 	firstSoundAt time.Time
+	heard        atomic.Bool   // firstSoundAt is set (read without the lock per packet)
 	sound        chan struct{} // closed at firstSoundAt
 	closed       bool
 	onPacket     func(f Frame, payload []byte)
@@ -202,6 +203,12 @@ func (c *Call) readAnswer(res *sip.Response) error {
 }
 
 func (c *Call) start() {
+	if sh := c.phone.shared; sh != nil {
+		c.wg.Add(1)
+		c.startSending()
+		sh.add(c)
+		return
+	}
 	c.wg.Add(2)
 	c.startSending()
 	go c.recvLoop(c.rtp)
@@ -213,52 +220,64 @@ func (c *Call) conn() *net.UDPConn {
 	return c.rtp
 }
 
-// recvLoop reads the packets that arrive on conn until it is closed. With
-// DialOptions.Discard it allocates nothing per packet and measures the
-// level only until the first sound.
+// rxScratch is a receiving goroutine's room to read a packet in: the
+// packet's Payload points into the bytes read.
+type rxScratch struct {
+	pkt rtp.Packet
+	pcm [media.FrameSamples]int16
+}
+
+// recvLoop reads the packets that arrive on the call's own socket conn
+// until it is closed.
 func (c *Call) recvLoop(conn *net.UDPConn) {
 	defer c.wg.Done()
 	buf := make([]byte, 1500)
-	pcm := make([]int16, media.FrameSamples)
-	var pkt rtp.Packet // reused: its Payload points into buf
-	heard := false     // firstSoundAt is set
+	sc := new(rxScratch)
 	for {
 		n, err := conn.Read(buf)
 		if err != nil {
 			return
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
+		c.handleRTP(buf[:n], time.Now(), sc)
+	}
+}
+
+// handleRTP takes one packet that arrived at at. With DialOptions.Discard
+// it allocates nothing and measures the level only until the first sound.
+// One goroutine at a time calls it for a call.
+func (c *Call) handleRTP(b []byte, at time.Time, sc *rxScratch) {
+	pkt := &sc.pkt
+	if err := pkt.Unmarshal(b); err != nil {
+		return
+	}
+	f := Frame{At: at, Seq: pkt.SequenceNumber, TS: pkt.Timestamp, SSRC: pkt.SSRC, Marker: pkt.Marker, PT: pkt.PayloadType}
+	if pkt.PayloadType == c.law.PayloadType() && len(pkt.Payload) > 0 && !(c.opts.Discard && c.heard.Load()) {
+		samples := sc.pcm[:min(len(pkt.Payload), len(sc.pcm))]
+		media.DecodeFrame(c.law, samples, pkt.Payload[:len(samples)])
+		f.RMS = rms(samples)
+		if c.opts.KeepFrames && !c.opts.Discard {
+			f.PCM = append([]int16(nil), samples...)
+			f.Payload = append([]byte(nil), pkt.Payload...)
 		}
-		f := Frame{At: time.Now(), Seq: pkt.SequenceNumber, TS: pkt.Timestamp, SSRC: pkt.SSRC, Marker: pkt.Marker, PT: pkt.PayloadType}
-		if pkt.PayloadType == c.law.PayloadType() && len(pkt.Payload) > 0 && !(c.opts.Discard && heard) {
-			samples := pcm[:min(len(pkt.Payload), len(pcm))]
-			media.DecodeFrame(c.law, samples, pkt.Payload[:len(samples)])
-			f.RMS = rms(samples)
-			if c.opts.KeepFrames && !c.opts.Discard {
-				f.PCM = append([]int16(nil), samples...)
-				f.Payload = append([]byte(nil), pkt.Payload...)
-			}
-		}
-		c.mu.Lock()
-		if !c.opts.Discard {
-			c.frames = append(c.frames, f)
-		}
-		c.received++
-		if f.RMS > LoudRMS && c.firstSoundAt.IsZero() {
-			c.firstSoundAt = f.At
-			close(c.sound)
-		}
-		heard = !c.firstSoundAt.IsZero()
-		if c.notify != nil {
-			close(c.notify)
-			c.notify = nil
-		}
-		hook := c.onPacket
-		c.mu.Unlock()
-		if hook != nil {
-			hook(f, pkt.Payload)
-		}
+	}
+	c.mu.Lock()
+	if !c.opts.Discard {
+		c.frames = append(c.frames, f)
+	}
+	c.received++
+	if f.RMS > LoudRMS && c.firstSoundAt.IsZero() {
+		c.firstSoundAt = f.At
+		c.heard.Store(true)
+		close(c.sound)
+	}
+	if c.notify != nil {
+		close(c.notify)
+		c.notify = nil
+	}
+	hook := c.onPacket
+	c.mu.Unlock()
+	if hook != nil {
+		hook(f, pkt.Payload)
 	}
 }
 
@@ -473,6 +492,9 @@ func (c *Call) SendRequest(ctx context.Context, method sip.RequestMethod, conten
 // puts the server on hold, "sendrecv" resumes) and, when moveRTP is set, a
 // new RTP port. It returns the status and the server's SDP.
 func (c *Call) ReInvite(ctx context.Context, hold bool, moveRTP bool) (int, []byte, error) {
+	if moveRTP && c.phone.shared != nil {
+		return 0, nil, errors.New("testcaller: a call on the phone's shared RTP socket cannot move its RTP")
+	}
 	if moveRTP {
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(c.phone.cfg.LocalIP)})
 		if err != nil {
@@ -554,22 +576,22 @@ func (c *Call) Close() {
 		return
 	}
 	c.closed = true
-	conn := c.rtp
 	c.mu.Unlock()
-	c.stopOnce.Do(func() { close(c.stop) })
-	conn.Close()
-	c.wg.Wait()
+	c.stopRTP()
 	c.forget()
 	_ = c.sess.Close()
 }
 
 // StopRTP stops sending and receiving RTP but keeps the dialog.
-func (c *Call) StopRTP() {
-	c.mu.Lock()
-	conn := c.rtp
-	c.mu.Unlock()
+func (c *Call) StopRTP() { c.stopRTP() }
+
+func (c *Call) stopRTP() {
 	c.stopOnce.Do(func() { close(c.stop) })
-	conn.Close()
+	if sh := c.phone.shared; sh != nil {
+		sh.remove(c)
+	} else {
+		c.conn().Close()
+	}
 	c.wg.Wait()
 }
 

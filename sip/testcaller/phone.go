@@ -28,6 +28,15 @@ type PhoneConfig struct {
 	Transport string // "udp" (default) or "tcp"
 	LocalIP   string // default 127.0.0.1
 	Logger    *slog.Logger
+	// SharedRTP puts every call's RTP on one socket of the phone, as a
+	// trunk's media gateway may: calls send from it, offer it in their
+	// SDP, and what arrives is told apart by the server's address (a
+	// port of its own for each call). One goroutine reads it in batches
+	// (recvmmsg), and a packet's arrival is the kernel's receive stamp.
+	// It spares a load generator a socket, a goroutine and a wake-up per
+	// call and packet. Packets that arrive before the call has read the
+	// server's answer are not heard. A call on it cannot move its RTP.
+	SharedRTP bool
 }
 
 // Phone is one SIP endpoint that can hold many calls at once.
@@ -40,6 +49,7 @@ type Phone struct {
 	addr   string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	shared *sharedRTP // with PhoneConfig.SharedRTP
 
 	mu    sync.Mutex
 	calls map[string]*Call // by Call-ID
@@ -104,6 +114,12 @@ func NewPhone(cfg PhoneConfig) (*Phone, error) {
 		contact.Address.UriParams.Add("transport", "tcp")
 	}
 	p.dc = sipgo.NewDialogClientCache(p.client, contact)
+	if cfg.SharedRTP {
+		if p.shared, err = newSharedRTP(cfg.LocalIP); err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -115,7 +131,19 @@ func (p *Phone) Close() error {
 	p.cancel()
 	err := p.ua.Close()
 	p.wg.Wait()
+	if p.shared != nil {
+		p.shared.close()
+	}
 	return err
+}
+
+// StrayRTP is how many packets reached the phone's shared RTP socket
+// from an address no call knew (0 without PhoneConfig.SharedRTP).
+func (p *Phone) StrayRTP() int {
+	if p.shared == nil {
+		return 0
+	}
+	return p.shared.Strays()
 }
 
 func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
@@ -188,9 +216,9 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	if o.NoDTMFEvent {
 		o.DTMFType = 0
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(p.cfg.LocalIP)})
+	conn, err := p.rtpSocket()
 	if err != nil {
-		return nil, fmt.Errorf("testcaller: rtp socket: %w", err)
+		return nil, err
 	}
 	c := &Call{
 		phone:   p,
@@ -232,7 +260,7 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	}
 	sess, err := p.dc.WriteInvite(ctx, req)
 	if err != nil {
-		conn.Close()
+		p.releaseRTP(conn)
 		return nil, fmt.Errorf("testcaller: send INVITE: %w", err)
 	}
 	c.sess = sess
@@ -245,7 +273,7 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		c.forget()
 		_ = sess.Close()
-		conn.Close()
+		p.releaseRTP(conn)
 		var de *sipgo.ErrDialogResponse
 		if errors.As(err, &de) {
 			return nil, &RejectedError{Status: de.Res.StatusCode, Reason: de.Res.Reason, Response: de.Res}
@@ -258,17 +286,38 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 		_ = sess.Bye(ctx)
 		c.forget()
 		_ = sess.Close()
-		conn.Close()
+		p.releaseRTP(conn)
 		return nil, err
 	}
 	if err := sess.Ack(ctx); err != nil {
 		c.forget()
 		_ = sess.Close()
-		conn.Close()
+		p.releaseRTP(conn)
 		return nil, fmt.Errorf("testcaller: ACK: %w", err)
 	}
 	c.start()
 	return c, nil
+}
+
+// rtpSocket is the socket a new call's RTP uses: its own, or the phone's
+// shared one.
+func (p *Phone) rtpSocket() (*net.UDPConn, error) {
+	if p.shared != nil {
+		return p.shared.conn, nil
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(p.cfg.LocalIP)})
+	if err != nil {
+		return nil, fmt.Errorf("testcaller: rtp socket: %w", err)
+	}
+	return conn, nil
+}
+
+// releaseRTP closes the socket of a call that did not start, unless it is
+// the shared one.
+func (p *Phone) releaseRTP(conn *net.UDPConn) {
+	if p.shared == nil || conn != p.shared.conn {
+		conn.Close()
+	}
 }
 
 // RejectedError is a final non-2xx answer to our INVITE.

@@ -20,6 +20,11 @@ type Config struct {
 	// an address it can reach).
 	Transport string
 	LocalIP   string
+	// SharedRTP gives every caller's RTP one socket, read in batches, as
+	// a trunk's media gateway may (testcaller.PhoneConfig.SharedRTP):
+	// the load generator then costs the machine less per call. The
+	// server still gives each call a port of its own.
+	SharedRTP bool
 	// FromPrefix and a number unique in the run make each caller's number
 	// (ivrd limits calls per number).
 	FromPrefix string

@@ -30,6 +30,10 @@ type Report struct {
 	// FromServer is the whole stream the server sent the callers, stamped
 	// or not: its loss, jitter and gaps tell how well it was paced.
 	FromServer ServerStream `json:"from_server"`
+	// StrayRTP is, with Config.SharedRTP, the packets that reached the
+	// callers' socket from an address no call knew: sent before the call
+	// had read the server's answer, or after it ended.
+	StrayRTP int `json:"stray_rtp_packets,omitempty"`
 
 	Calls []CallResult `json:"calls"`
 }

@@ -48,7 +48,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	s := &sim{cfg: cfg, log: cfg.Logger}
-	phone, err := testcaller.NewPhone(testcaller.PhoneConfig{Transport: cfg.Transport, LocalIP: cfg.LocalIP, Logger: cfg.Logger})
+	phone, err := testcaller.NewPhone(testcaller.PhoneConfig{Transport: cfg.Transport, LocalIP: cfg.LocalIP, Logger: cfg.Logger, SharedRTP: cfg.SharedRTP})
 	if err != nil {
 		return nil, fmt.Errorf("callsim: phone: %w", err)
 	}
@@ -82,7 +82,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	for _, a := range agents {
 		agentLegs = append(agentLegs, a.legs...)
 	}
-	return buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller, &s.fromServer), nil
+	rep := buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller, &s.fromServer)
+	rep.StrayRTP = phone.StrayRTP()
+	return rep, nil
 }
 
 // agentStarts is how many agents log in at once: logins cost the server

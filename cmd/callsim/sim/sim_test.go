@@ -2,8 +2,10 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +127,103 @@ func TestFirstPrompt(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("silent server: the run took %v, want about the 700 ms answer timeout", d)
 	}
+}
+
+// TestSharedRTP: calls on a phone's one shared RTP socket each reach
+// their own port on the server and hear only what their own port sends.
+// The server echoes each call's audio back, so a caller must hear its own
+// stamps — none of another call's — in order; a call that ended hears
+// nothing more, and the socket outlives the calls.
+func TestSharedRTP(t *testing.T) {
+	checkGoroutines(t)
+	target := startSIP(t, func(ctx context.Context, c *sip.Call) {
+		r := c.Media.StartRelay()
+		c.Media.SetAudioSink(func(p media.AudioPacket) { _ = r.Write(p) })
+		<-ctx.Done()
+	})
+	phone, err := testcaller.NewPhone(testcaller.PhoneConfig{SharedRTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	type heard struct {
+		mu           sync.Mutex
+		own, foreign int
+		lastSeq      int64
+		outOfOrder   int
+	}
+	const calls = 4
+	var (
+		legs  [calls]*testcaller.Call
+		heads [calls]heard
+		ports = map[string]bool{}
+	)
+	for i := range calls {
+		call, err := phone.Dial(ctx, testcaller.DialOptions{Target: target, From: fmt.Sprintf("shared%d", i),
+			Laws: []media.Law{media.ULaw}, Source: NewSpeaker(KindCaller, uint16(i), nil), Discard: true})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		legs[i] = call
+		h := &heads[i]
+		h.lastSeq = -1
+		call.OnPacket(func(_ testcaller.Frame, payload []byte) {
+			st, ok := ReadStamp(payload)
+			if !ok {
+				return
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if st.Kind != KindCaller || int(st.Stream) != i {
+				h.foreign++
+				return
+			}
+			h.own++
+			if int64(st.Seq) <= h.lastSeq {
+				h.outOfOrder++
+			}
+			h.lastSeq = int64(st.Seq)
+		})
+		ports[string(call.Response().Body())] = true
+	}
+	if len(ports) != calls {
+		t.Fatalf("the server answered %d calls with %d distinct SDPs", calls, len(ports))
+	}
+	time.Sleep(time.Second)
+	_ = legs[0].Hangup(ctx)
+	heads[0].mu.Lock()
+	ended := heads[0].own
+	heads[0].mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	for _, call := range legs[1:] {
+		_ = call.Hangup(ctx)
+	}
+	for i := range calls {
+		h := &heads[i]
+		h.mu.Lock()
+		// A second of 20 ms packets is 50; the first few may go by before
+		// the answer is read.
+		if h.own < 35 || h.foreign != 0 || h.outOfOrder != 0 {
+			t.Errorf("call %d heard %d of its own packets, %d of other calls', %d out of order", i, h.own, h.foreign, h.outOfOrder)
+		}
+		if i == 0 && h.own != ended {
+			t.Errorf("call 0 heard %d packets after it hung up", h.own-ended)
+		}
+		h.mu.Unlock()
+	}
+	// The socket outlives the calls: a new call on it still works.
+	call, err := phone.Dial(ctx, testcaller.DialOptions{Target: target, From: "shared-after", Laws: []media.Law{media.ULaw}, Source: &testcaller.Tone{Freq: 440, Amplitude: 0.3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.WaitSound(ctx, 0, 500*time.Millisecond); err != nil {
+		t.Errorf("a call after the others ended: %v", err)
+	}
+	if _, _, err := call.ReInvite(ctx, false, true); err == nil {
+		t.Error("a call on the shared socket moved its RTP")
+	}
+	_ = call.Hangup(ctx)
 }

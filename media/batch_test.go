@@ -1,4 +1,4 @@
-package rtc
+package media
 
 import (
 	"fmt"
@@ -7,22 +7,21 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"ivrd/media"
 )
 
 // TestBatchReader: a burst of datagrams larger than a batch is read
 // whole, in order, each with its bytes, its sender and (on Linux) the
 // kernel's receive stamp.
 func TestBatchReader(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	stamps := media.EnableRxStamps(conn) == nil && runtime.GOOS == "linux"
+	stamps := EnableRxStamps(conn) == nil && runtime.GOOS == "linux"
 	_ = conn.SetReadBuffer(1 << 20)
-	rd, err := newBatchReader(conn, sharedBatch)
+	const batch = 32
+	rd, err := NewBatchReader(conn, batch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +31,7 @@ func TestBatchReader(t *testing.T) {
 	}
 	defer sender.Close()
 	want := sender.LocalAddr().(*net.UDPAddr).AddrPort()
-	const n = 3*sharedBatch + 5
+	const n = 3*batch + 5
 	before := time.Now()
 	for i := range n {
 		if _, err := fmt.Fprintf(sender, "datagram %03d", i); err != nil {
@@ -42,13 +41,13 @@ func TestBatchReader(t *testing.T) {
 	got, reads := 0, 0
 	for got < n {
 		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		k, err := rd.read()
+		k, err := rd.Read()
 		if err != nil {
 			t.Fatalf("after %d datagrams: %v", got, err)
 		}
 		reads++
 		for i := range k {
-			b, from, rx := rd.packet(i)
+			b, from, rx := rd.Packet(i)
 			if string(b) != fmt.Sprintf("datagram %03d", got) {
 				t.Fatalf("datagram %d reads %q", got, b)
 			}
@@ -67,10 +66,10 @@ func TestBatchReader(t *testing.T) {
 		if _, err := sender.Write([]byte("one more")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rd.read(); err != nil {
+		if _, err := rd.Read(); err != nil {
 			t.Fatal(err)
 		}
-		rd.packet(0)
+		rd.Packet(0)
 	}); a > 0 {
 		t.Errorf("%v allocations a read", a)
 	}

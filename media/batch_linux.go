@@ -1,6 +1,6 @@
 //go:build linux
 
-package rtc
+package media
 
 import (
 	"net"
@@ -10,20 +10,19 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"ivrd/media"
 )
 
-// batchReader reads a socket's datagrams up to a batch at a time with one
-// recvmmsg: on the shared port, where every agent's packets arrive, one
-// system call (and one wake-up) takes what came in meanwhile instead of
-// one each. Nothing is allocated per packet.
-type batchReader struct {
+// BatchReader reads a socket's datagrams up to a batch at a time with one
+// recvmmsg: on a port many peers send to (the agents' shared WebRTC port,
+// a load generator's RTP socket), one system call (and one wake-up) takes
+// what came in meanwhile instead of one each. Nothing is allocated per
+// packet. One goroutine reads with it.
+type BatchReader struct {
 	rc    syscall.RawConn
 	msgs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	bufs  [][1500]byte
-	oobs  [][media.StampOOB]byte
+	oobs  [][StampOOB]byte
 	names []unix.RawSockaddrAny
 
 	recv  func(fd uintptr) bool // made once: a closure per read would allocate
@@ -31,17 +30,17 @@ type batchReader struct {
 	errno syscall.Errno
 }
 
-func newBatchReader(conn *net.UDPConn, size int) (*batchReader, error) {
+func NewBatchReader(conn *net.UDPConn, size int) (*BatchReader, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	r := &batchReader{
+	r := &BatchReader{
 		rc:    rc,
 		msgs:  make([]unix.Mmsghdr, size),
 		iovs:  make([]unix.Iovec, size),
 		bufs:  make([][1500]byte, size),
-		oobs:  make([][media.StampOOB]byte, size),
+		oobs:  make([][StampOOB]byte, size),
 		names: make([]unix.RawSockaddrAny, size),
 	}
 	r.recv = func(fd uintptr) bool {
@@ -55,8 +54,8 @@ func newBatchReader(conn *net.UDPConn, size int) (*batchReader, error) {
 	return r, nil
 }
 
-// read waits for at least one datagram and returns how many it read.
-func (r *batchReader) read() (int, error) {
+// Read waits for at least one datagram and returns how many it read.
+func (r *BatchReader) Read() (int, error) {
 	for i := range r.msgs {
 		r.iovs[i].Base = &r.bufs[i][0]
 		r.iovs[i].SetLen(len(r.bufs[i]))
@@ -80,9 +79,9 @@ func (r *batchReader) read() (int, error) {
 	return r.n, nil
 }
 
-// packet is datagram i of the last read: its bytes, its sender (IPv4
+// Packet is datagram i of the last Read: its bytes, its sender (IPv4
 // unmapped) and the kernel's receive stamp (zero without one).
-func (r *batchReader) packet(i int) ([]byte, netip.AddrPort, time.Time) {
+func (r *BatchReader) Packet(i int) ([]byte, netip.AddrPort, time.Time) {
 	m := &r.msgs[i]
 	var from netip.AddrPort
 	switch r.names[i].Addr.Family {
@@ -95,7 +94,7 @@ func (r *batchReader) packet(i int) ([]byte, netip.AddrPort, time.Time) {
 	}
 	var rx time.Time
 	if m.Hdr.Flags&unix.MSG_CTRUNC == 0 {
-		rx, _ = media.RxStamp(r.oobs[i][:m.Hdr.Controllen])
+		rx, _ = RxStamp(r.oobs[i][:m.Hdr.Controllen])
 	}
 	return r.bufs[i][:m.Len], from, rx
 }
