@@ -36,3 +36,23 @@ func (r *BatchReader) Packet(int) ([]byte, netip.AddrPort, time.Time) {
 	rx, _ := RxStamp(r.oob[:r.oobn])
 	return r.buf[:r.n], r.from, rx
 }
+
+// BatchWriter sends one datagram at a time off Linux (sendmmsg is
+// Linux's).
+type BatchWriter struct {
+	conn *net.UDPConn
+	buf  [1500]byte
+}
+
+func NewBatchWriter(conn *net.UDPConn, _ int) (*BatchWriter, error) {
+	return &BatchWriter{conn: conn}, nil
+}
+
+func (w *BatchWriter) Buffer() []byte { return w.buf[:] }
+
+func (w *BatchWriter) Queue(n int, to netip.AddrPort) error {
+	_, err := w.conn.WriteToUDPAddrPort(w.buf[:n], to)
+	return err
+}
+
+func (w *BatchWriter) Flush() error { return nil }

@@ -78,3 +78,64 @@ func TestBatchReader(t *testing.T) {
 	}
 	t.Logf("%d datagrams in %d reads", n, reads)
 }
+
+// TestBatchWriter: datagrams queued to several destinations, more than a
+// batch, all arrive whole and in order at the right one; Flush sends a
+// part batch; nothing is allocated.
+func TestBatchWriter(t *testing.T) {
+	const batch = 8
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	w, err := NewBatchWriter(conn, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sinks [2]*net.UDPConn
+	for i := range sinks {
+		if sinks[i], err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		defer sinks[i].Close()
+	}
+	const n = 2*batch + 3
+	for i := range n {
+		to := sinks[i%2].LocalAddr().(*net.UDPAddr).AddrPort()
+		k := copy(w.Buffer(), fmt.Sprintf("datagram %03d", i))
+		if err := w.Queue(k, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	for i := range n {
+		sink := sinks[i%2]
+		_ = sink.SetReadDeadline(time.Now().Add(2 * time.Second))
+		k, from, err := sink.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if string(buf[:k]) != fmt.Sprintf("datagram %03d", i) {
+			t.Fatalf("sink %d got %q, want datagram %03d", i%2, buf[:k], i)
+		}
+		if from.Port() != uint16(conn.LocalAddr().(*net.UDPAddr).Port) {
+			t.Fatalf("datagram %d from %v, not the writer's socket", i, from)
+		}
+	}
+	to := sinks[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	if raceEnabled {
+		return
+	}
+	if a := testing.AllocsPerRun(20, func() {
+		k := copy(w.Buffer(), "one more")
+		_ = w.Queue(k, to)
+		_ = w.Flush()
+		_, _ = sinks[0].Read(buf)
+	}); a > 0 {
+		t.Errorf("%v allocations a datagram", a)
+	}
+}

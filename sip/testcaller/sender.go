@@ -62,6 +62,12 @@ func (s *sender) run(epoch time.Time) {
 				ended = append(ended, c)
 			}
 		}
+		// The slot's packets on shared sockets go out together.
+		for _, sh := range buf.batched {
+			_ = sh.out.Flush()
+		}
+		clear(buf.batched)
+		buf.batched = buf.batched[:0]
 		s.mu.Lock()
 		if len(ended) > 0 {
 			s.wheel[slot] = slices.DeleteFunc(s.wheel[slot], func(c *Call) bool { return slices.Contains(ended, c) })
@@ -93,6 +99,7 @@ type frameBuf struct {
 	pcm     [media.FrameSamples]int16
 	payload [media.FrameSamples]byte
 	packet  [1500]byte
+	batched []*sharedRTP // shared sockets with packets queued in this slot
 }
 
 // sendFrame sends the call's next packet — a queued digit's or a frame of
@@ -134,7 +141,17 @@ func (c *Call) sendFrame(buf *frameBuf) bool {
 		ts = f.ts
 	}
 	h := rtp.Header{Version: 2, PayloadType: f.pt, SequenceNumber: c.seq, Timestamp: ts, SSRC: c.ssrc, Marker: f.marker}
-	if hn, err := h.MarshalTo(buf.packet[:]); err == nil {
+	if sh := c.phone.shared; sh != nil {
+		// Queued in the shared socket's batch; the slot's end sends it.
+		out := sh.out.Buffer()
+		if hn, err := h.MarshalTo(out); err == nil {
+			n := copy(out[hn:], f.payload)
+			_ = sh.out.Queue(hn+n, c.sendTo)
+			if !slices.Contains(buf.batched, sh) {
+				buf.batched = append(buf.batched, sh)
+			}
+		}
+	} else if hn, err := h.MarshalTo(buf.packet[:]); err == nil {
 		n := copy(buf.packet[hn:], f.payload)
 		_, _ = c.conn().WriteToUDPAddrPort(buf.packet[:hn+n], c.sendTo)
 	}

@@ -20,10 +20,12 @@ const rtpBatch = 64
 // sharedRTP is the one RTP socket of a phone made with
 // PhoneConfig.SharedRTP. Every call sends from it and is sent to it; one
 // goroutine reads it in batches and hands each packet to the call whose
-// server address (its own port on the server) sent it.
+// server address (its own port on the server) sent it. The sender sends
+// each millisecond's packets on it in batches too (sendmmsg).
 type sharedRTP struct {
 	conn *net.UDPConn
 	rd   *media.BatchReader
+	out  *media.BatchWriter // the sender's goroutine's (sender.go)
 	done chan struct{}
 
 	mu      sync.Mutex // held while a batch is handed out: remove waits for it
@@ -46,7 +48,12 @@ func newSharedRTP(ip string) (*sharedRTP, error) {
 		conn.Close()
 		return nil, fmt.Errorf("testcaller: shared rtp socket: %w", err)
 	}
-	s := &sharedRTP{conn: conn, rd: rd, done: make(chan struct{}), calls: make(map[netip.AddrPort]*Call)}
+	out, err := media.NewBatchWriter(conn, rtpBatch)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("testcaller: shared rtp socket: %w", err)
+	}
+	s := &sharedRTP{conn: conn, rd: rd, out: out, done: make(chan struct{}), calls: make(map[netip.AddrPort]*Call)}
 	go s.run()
 	return s, nil
 }
