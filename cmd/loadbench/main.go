@@ -64,7 +64,7 @@ func main() {
 	flag.StringVar(&sippRates, "sipp", "200,400,600,800,1000,1200,1500", "SIPp call rates for the SIP-only ceiling (empty: skip)")
 	flag.IntVar(&o.passes, "passes", 1, "run the steps this many times on the same ivrd, each followed by the quiet wait and the leak check: memory that grows pass after pass is a leak, memory that stays at the first pass's level is the runtime's high-water mark")
 	flag.IntVar(&o.nice, "nice", 10, "run the load generator (and SIPp) at this nice level once ivrd has started, so ivrd gets the CPU first as it would on a box of its own (0: share it equally)")
-	flag.BoolVar(&o.sharedRTP, "shared-rtp", false, "the load generator's callers send and read their RTP on one socket, in batches, as a trunk's media gateway may: the generator takes less of the machine; ivrd still gives each call a port of its own")
+	flag.BoolVar(&o.sharedRTP, "shared-rtp", true, "the load generator's callers send and read their RTP on one socket, in batches, as a trunk's media gateway may: the generator takes half as much of the machine; ivrd still gives each call a port of its own (false: a socket per caller, as phones)")
 	flag.BoolVar(&o.quick, "quick", false, "a small run that checks the bench works (tens of calls, no SIPp)")
 	flag.Parse()
 

@@ -137,6 +137,9 @@ func (r *results) print(w io.Writer) {
 		if rep := s.Report; rep != nil && len(rep.Failures) > 0 {
 			fmt.Fprintf(w, "failures in the %s %d step: %v\n", s.label(), s.N, rep.Failures)
 		}
+		if rep := s.Report; rep != nil && rep.GeneratorDrops > 0 {
+			fmt.Fprintf(w, "the load generator's RTP sockets dropped %d packets in the %s %d step (their buffers were full: the generator's loss, counted in the loss columns, not ivrd's)\n", rep.GeneratorDrops, s.label(), s.N)
+		}
 	}
 
 	fmt.Fprintln(w, "\nFigures against the targets")

@@ -88,6 +88,9 @@ type Call struct {
 	opts  DialOptions
 	sess  *sipgo.DialogClientSession
 	rtp   *net.UDPConn
+	// shared is the phone's shared socket the call's RTP is on (nil: its
+	// own socket, rtp).
+	shared *sharedRTP
 
 	law      media.Law
 	dtmfType uint8
@@ -203,7 +206,7 @@ func (c *Call) readAnswer(res *sip.Response) error {
 }
 
 func (c *Call) start() {
-	if sh := c.phone.shared; sh != nil {
+	if sh := c.shared; sh != nil {
 		c.wg.Add(1)
 		c.startSending()
 		sh.add(c)
@@ -492,7 +495,7 @@ func (c *Call) SendRequest(ctx context.Context, method sip.RequestMethod, conten
 // puts the server on hold, "sendrecv" resumes) and, when moveRTP is set, a
 // new RTP port. It returns the status and the server's SDP.
 func (c *Call) ReInvite(ctx context.Context, hold bool, moveRTP bool) (int, []byte, error) {
-	if moveRTP && c.phone.shared != nil {
+	if moveRTP && c.shared != nil {
 		return 0, nil, errors.New("testcaller: a call on the phone's shared RTP socket cannot move its RTP")
 	}
 	if moveRTP {
@@ -587,7 +590,7 @@ func (c *Call) StopRTP() { c.stopRTP() }
 
 func (c *Call) stopRTP() {
 	c.stopOnce.Do(func() { close(c.stop) })
-	if sh := c.phone.shared; sh != nil {
+	if sh := c.shared; sh != nil {
 		sh.remove(c)
 	} else {
 		c.conn().Close()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -49,7 +50,8 @@ type Phone struct {
 	addr   string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	shared *sharedRTP // with PhoneConfig.SharedRTP
+	shared []*sharedRTP // with PhoneConfig.SharedRTP; calls take turns
+	turn   atomic.Uint32
 
 	mu    sync.Mutex
 	calls map[string]*Call // by Call-ID
@@ -115,9 +117,13 @@ func NewPhone(cfg PhoneConfig) (*Phone, error) {
 	}
 	p.dc = sipgo.NewDialogClientCache(p.client, contact)
 	if cfg.SharedRTP {
-		if p.shared, err = newSharedRTP(cfg.LocalIP); err != nil {
-			_ = p.Close()
-			return nil, err
+		for range sharedSockets {
+			sh, err := newSharedRTP(cfg.LocalIP)
+			if err != nil {
+				_ = p.Close()
+				return nil, err
+			}
+			p.shared = append(p.shared, sh)
 		}
 	}
 	return p, nil
@@ -131,19 +137,35 @@ func (p *Phone) Close() error {
 	p.cancel()
 	err := p.ua.Close()
 	p.wg.Wait()
-	if p.shared != nil {
-		p.shared.close()
+	for _, sh := range p.shared {
+		sh.close()
 	}
 	return err
 }
 
-// StrayRTP is how many packets reached the phone's shared RTP socket
+// StrayRTP is how many packets reached the phone's shared RTP sockets
 // from an address no call knew (0 without PhoneConfig.SharedRTP).
 func (p *Phone) StrayRTP() int {
-	if p.shared == nil {
-		return 0
+	n := 0
+	for _, sh := range p.shared {
+		n += sh.Strays()
 	}
-	return p.shared.Strays()
+	return n
+}
+
+// DroppedRTP is how many packets the system dropped on their way into the
+// phone's shared RTP sockets because their buffers were full (the phone
+// read too slowly: its own loss, not the server's). ok is false where the
+// system does not tell (off Linux) or without PhoneConfig.SharedRTP.
+func (p *Phone) DroppedRTP() (n int, ok bool) {
+	if len(p.shared) == 0 {
+		return 0, false
+	}
+	ports := make(map[int]bool, len(p.shared))
+	for _, sh := range p.shared {
+		ports[sh.conn.LocalAddr().(*net.UDPAddr).Port] = true
+	}
+	return udpDrops(ports)
 }
 
 func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
@@ -216,7 +238,7 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	if o.NoDTMFEvent {
 		o.DTMFType = 0
 	}
-	conn, err := p.rtpSocket()
+	conn, shared, err := p.rtpSocket()
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +246,7 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 		phone:   p,
 		opts:    o,
 		rtp:     conn,
+		shared:  shared,
 		ssrc:    rand.Uint32(),
 		seq:     uint16(rand.IntN(1 << 15)),
 		ts:      rand.Uint32(),
@@ -299,25 +322,29 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	return c, nil
 }
 
-// rtpSocket is the socket a new call's RTP uses: its own, or the phone's
-// shared one.
-func (p *Phone) rtpSocket() (*net.UDPConn, error) {
-	if p.shared != nil {
-		return p.shared.conn, nil
+// rtpSocket is the socket a new call's RTP uses: its own, or one of the
+// phone's shared ones (then sh is that one).
+func (p *Phone) rtpSocket() (conn *net.UDPConn, sh *sharedRTP, err error) {
+	if len(p.shared) > 0 {
+		sh = p.shared[p.turn.Add(1)%uint32(len(p.shared))]
+		return sh.conn, sh, nil
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(p.cfg.LocalIP)})
+	conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(p.cfg.LocalIP)})
 	if err != nil {
-		return nil, fmt.Errorf("testcaller: rtp socket: %w", err)
+		return nil, nil, fmt.Errorf("testcaller: rtp socket: %w", err)
 	}
-	return conn, nil
+	return conn, nil, nil
 }
 
 // releaseRTP closes the socket of a call that did not start, unless it is
-// the shared one.
+// a shared one.
 func (p *Phone) releaseRTP(conn *net.UDPConn) {
-	if p.shared == nil || conn != p.shared.conn {
-		conn.Close()
+	for _, sh := range p.shared {
+		if conn == sh.conn {
+			return
+		}
 	}
+	conn.Close()
 }
 
 // RejectedError is a final non-2xx answer to our INVITE.

@@ -141,7 +141,7 @@ func (c *Call) sendFrame(buf *frameBuf) bool {
 		ts = f.ts
 	}
 	h := rtp.Header{Version: 2, PayloadType: f.pt, SequenceNumber: c.seq, Timestamp: ts, SSRC: c.ssrc, Marker: f.marker}
-	if sh := c.phone.shared; sh != nil {
+	if sh := c.shared; sh != nil {
 		// Queued in the shared socket's batch; the slot's end sends it.
 		out := sh.out.Buffer()
 		if hn, err := h.MarshalTo(out); err == nil {

@@ -12,6 +12,11 @@ import (
 	"ivrd/media"
 )
 
+// sharedSockets is how many shared RTP sockets a phone spreads its calls
+// over: each has its own buffer and reader, so one held-up reader does not
+// overflow the buffer every call's packets go into.
+const sharedSockets = 4
+
 // rtpBatch is how many datagrams the shared socket reads with one system
 // call: at 2,000 calls 100,000 packets a second arrive, about 100 a
 // millisecond.

@@ -34,6 +34,10 @@ type Report struct {
 	// callers' socket from an address no call knew: sent before the call
 	// had read the server's answer, or after it ended.
 	StrayRTP int `json:"stray_rtp_packets,omitempty"`
+	// GeneratorDrops is, with Config.SharedRTP on Linux, the packets the
+	// kernel dropped into the callers' sockets because callsim read them
+	// too slowly: loss of its own making, which the loss figures include.
+	GeneratorDrops int `json:"generator_rtp_drops,omitempty"`
 
 	Calls []CallResult `json:"calls"`
 }
@@ -244,6 +248,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fs := r.FromServer
 	fmt.Fprintf(&b, "loss server → callers (whole stream): %d of %d packets (%.2f%%)\n", fs.Lost, fs.Packets+fs.Lost, fs.LossPct)
+	if r.GeneratorDrops > 0 {
+		fmt.Fprintf(&b, "of which dropped by callsim's own RTP sockets (read too slowly): %d packets\n", r.GeneratorDrops)
+	}
 	if len(r.Failures) == 0 {
 		b.WriteString("failures: none\n")
 	} else {

@@ -84,6 +84,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 	rep := buildReport(&s.cfg, start, time.Since(start), legs, agentLegs, &s.callerToAgent, &s.agentToCaller, &s.fromServer)
 	rep.StrayRTP = phone.StrayRTP()
+	rep.GeneratorDrops, _ = phone.DroppedRTP()
 	return rep, nil
 }
 
