@@ -290,12 +290,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, closeFn := range s.listeners {
 		_ = closeFn()
 	}
-	err := s.ua.Close()
+	err := alreadyClosed(s.ua.Close())
 	s.serveWG.Wait()
 	if err != nil {
 		return fmt.Errorf("sip: close user agent: %w", err)
 	}
 	return nil
+}
+
+// alreadyClosed drops from err what only says that a connection was
+// closed already — a TCP peer that hung up while we shut down — since
+// closing it is what Shutdown wanted; other errors stay.
+func alreadyClosed(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var rest []error
+		for _, e := range j.Unwrap() {
+			if e = alreadyClosed(e); e != nil {
+				rest = append(rest, e)
+			}
+		}
+		return errors.Join(rest...)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // contact is our Contact header for a transport (RFC 3261 §8.1.1.8): where
