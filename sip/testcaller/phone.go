@@ -29,14 +29,17 @@ type PhoneConfig struct {
 	Transport string // "udp" (default) or "tcp"
 	LocalIP   string // default 127.0.0.1
 	Logger    *slog.Logger
-	// SharedRTP puts every call's RTP on one socket of the phone, as a
-	// trunk's media gateway may: calls send from it, offer it in their
-	// SDP, and what arrives is told apart by the server's address (a
-	// port of its own for each call). One goroutine reads it in batches
-	// (recvmmsg), and a packet's arrival is the kernel's receive stamp.
-	// It spares a load generator a socket, a goroutine and a wake-up per
-	// call and packet. Packets that arrive before the call has read the
-	// server's answer are not heard. A call on it cannot move its RTP.
+	// SharedRTP puts every call's RTP on a few sockets of the phone
+	// (sharedSockets, calls taking turns), as a trunk's media gateway
+	// may: a call sends from its socket and offers it in its SDP, and
+	// what arrives is told apart by the server's address (a port of its
+	// own for each call). One goroutine per socket reads it in batches
+	// (recvmmsg), a packet's arrival is the kernel's receive stamp, and
+	// each millisecond's packets go out in one sendmmsg. It spares a load
+	// generator a socket, a goroutine and a wake-up per call and packet.
+	// Packets that arrive before the call has read the server's answer
+	// are not heard (StrayRTP counts them). A call on it cannot move its
+	// RTP.
 	SharedRTP bool
 }
 
