@@ -1,7 +1,0 @@
-//go:build race
-
-package rtc
-
-// raceEnabled: built with -race, whose instrumentation allocates where
-// the plain build does not.
-const raceEnabled = true
