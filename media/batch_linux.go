@@ -132,23 +132,36 @@ func NewBatchWriter(conn *net.UDPConn, size int) (*BatchWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &BatchWriter{
-		rc:    rc,
-		v6:    conn.LocalAddr().(*net.UDPAddr).IP.To4() == nil,
-		msgs:  make([]unix.Mmsghdr, size),
-		iovs:  make([]unix.Iovec, size),
-		bufs:  make([][1500]byte, size),
-		name4: make([]unix.RawSockaddrInet4, size),
-		name6: make([]unix.RawSockaddrInet6, size),
-	}
 	var family int
 	if cerr := rc.Control(func(fd uintptr) {
 		family, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
 	}); cerr != nil {
 		return nil, cerr
 	}
-	if err == nil {
-		w.v6 = family == unix.AF_INET6
+	if err != nil {
+		return nil, fmt.Errorf("socket family: %w", err)
+	}
+	w := &BatchWriter{
+		rc:    rc,
+		v6:    family == unix.AF_INET6,
+		msgs:  make([]unix.Mmsghdr, size),
+		iovs:  make([]unix.Iovec, size),
+		bufs:  make([][1500]byte, size),
+		name4: make([]unix.RawSockaddrInet4, size),
+		name6: make([]unix.RawSockaddrInet6, size),
+	}
+	// Each message keeps its buffer and address slot; Queue sets only
+	// the length and the destination.
+	for i := range w.msgs {
+		w.iovs[i].Base = &w.bufs[i][0]
+		h := &w.msgs[i].Hdr
+		h.Iov = &w.iovs[i]
+		h.SetIovlen(1)
+		if w.v6 {
+			h.Name, h.Namelen = (*byte)(unsafe.Pointer(&w.name6[i])), unix.SizeofSockaddrInet6
+		} else {
+			h.Name, h.Namelen = (*byte)(unsafe.Pointer(&w.name4[i])), unix.SizeofSockaddrInet4
+		}
 	}
 	w.send = func(fd uintptr) bool {
 		for w.off < w.n {
@@ -178,24 +191,16 @@ func (w *BatchWriter) Buffer() []byte { return w.bufs[w.n][:] }
 // Queue takes the first n bytes of Buffer as a datagram to to; a full
 // batch is sent at once.
 func (w *BatchWriter) Queue(n int, to netip.AddrPort) error {
-	m := &w.msgs[w.n]
-	w.iovs[w.n].Base = &w.bufs[w.n][0]
-	w.iovs[w.n].SetLen(n)
-	*m = unix.Mmsghdr{}
-	m.Hdr.Iov = &w.iovs[w.n]
-	m.Hdr.SetIovlen(1)
-	port := htons(to.Port())
-	if ip := to.Addr(); !w.v6 && ip.Is4() {
-		sa := &w.name4[w.n]
-		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port, Addr: ip.As4()}
-		m.Hdr.Name, m.Hdr.Namelen = (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet4
-	} else if w.v6 {
-		sa := &w.name6[w.n]
-		*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port, Addr: ip.As16()}
-		m.Hdr.Name, m.Hdr.Namelen = (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet6
-	} else {
+	ip, port := to.Addr(), htons(to.Port())
+	switch {
+	case w.v6:
+		w.name6[w.n] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port, Addr: ip.As16()} // IPv4 goes mapped
+	case ip.Is4():
+		w.name4[w.n] = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port, Addr: ip.As4()}
+	default:
 		return fmt.Errorf("send to %v from an IPv4 socket", to)
 	}
+	w.iovs[w.n].SetLen(n)
 	w.n++
 	if w.n == len(w.msgs) {
 		return w.Flush()
