@@ -42,7 +42,7 @@ const (
 func (o options) describe() string {
 	rtp := "a socket per caller"
 	if o.sharedRTP {
-		rtp = "four shared sockets"
+		rtp = "the generator's shared sockets"
 	}
 	return fmt.Sprintf("setup %d/s for %v; ivr %v; bridged %v; arrival %.0f/s; plateau %v; quiet %v; passes %d; sipp %v; load generator at nice %d, callers' RTP on %s",
 		o.setupRate, o.setupFor, o.ivrSteps, o.bridgedSteps, o.arrival, o.plateau, o.quiet, o.passes, o.sippRates, o.nice, rtp)

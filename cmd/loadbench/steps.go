@@ -80,7 +80,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	sp := startSampler(b.srv, time.Second)
 
 	profCtx, stopProf := context.WithCancel(ctx)
-	profDone := make(chan [2]string, 1)
+	profDone := make(chan plateauProfiles, 1)
 	go func() { profDone <- b.profileAtPlateau(profCtx, kind, n, expect) }()
 
 	cfg.Target = "sip:support@" + b.srv.sipAddr
@@ -91,7 +91,7 @@ func (b *bench) run(ctx context.Context, kind string, n int, expect int, cfg sim
 	rep, err := sim.Run(ctx, cfg, b.progress)
 	stopProf()
 	profs := <-profDone
-	res.Profile, res.GenProfile = profs[0], profs[1]
+	res.Profile, res.GenProfile = profs.server, profs.generator
 	samples := sp.stop()
 	res.GenCPU = selfCPU() - genBefore
 	if err != nil {
@@ -170,12 +170,15 @@ func scanLog(path string, offset int64, n int) (warn, errs int, sample []string)
 	return warn, errs, sample
 }
 
+// plateauProfiles are the paths of the CPU profiles taken at a step's
+// plateau ("" where none was taken).
+type plateauProfiles struct{ server, generator string }
+
 // profileAtPlateau waits until nearly expect calls are in progress, then
 // takes a CPU profile of the server and, over the same seconds, of the
-// load generator (this process); it returns the two profiles' paths (""
-// where none was taken).
-func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int) [2]string {
-	var paths [2]string
+// load generator (this process).
+func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int) plateauProfiles {
+	var paths plateauProfiles
 	if b.profile <= 0 || expect <= 0 {
 		return paths
 	}
@@ -203,10 +206,10 @@ func (b *bench) profileAtPlateau(ctx context.Context, kind string, n, expect int
 	if err := b.srv.profile(ctx, b.profile, path); err != nil {
 		b.log.Warn("profile", "step", kind, "n", n, "error", err)
 	} else {
-		paths[0] = path
+		paths.server = path
 	}
 	if stopGen != nil && stopGen() == nil {
-		paths[1] = gen
+		paths.generator = gen
 	}
 	return paths
 }
